@@ -1,0 +1,139 @@
+"""The ``singsong`` command line: a thin layer over the public Python API.
+
+Each subcommand has an ``add_<name>`` function that declares its arguments and a ``run_<name>``
+function that calls the library; heavy imports happen inside ``run_*`` so that ``singsong --help``
+is instant and a missing optional extra only matters to the command that needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from singsong import __version__
+from singsong.errors import SingsongError
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def add_songbook(sub: argparse._SubParsersAction) -> None:
+    from singsong.songbook.styles import STYLE_NAMES
+
+    p = sub.add_parser(
+        "songbook",
+        help="render a synthetic multitrack corpus with exact stems",
+        description="Compose and render songs (vocals, drums, bass, other, mixture) until the "
+        "corpus holds HOURS of audio. Re-running skips finished songs.",
+    )
+    p.add_argument("--hours", type=_positive_float, required=True, help="total duration to render")
+    p.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--jobs", type=_positive_int, default=1, help="worker processes (default 1)")
+    p.add_argument(
+        "--styles",
+        nargs="+",
+        choices=STYLE_NAMES,
+        default=list(STYLE_NAMES),
+        metavar="STYLE",
+        help=f"styles to draw from (default all: {' '.join(STYLE_NAMES)})",
+    )
+    p.add_argument("--short", action="store_true", help="short songs (about 20 s) for quick tests")
+    p.add_argument("--soundfont", help="General MIDI .sf2 (default: Debian's FluidR3_GM)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run_songbook)
+
+
+def run_songbook(args: argparse.Namespace) -> int:
+    from singsong.songbook.corpus import SongbookConfig, build_songbook
+
+    config = SongbookConfig(
+        out=args.out,
+        hours=args.hours,
+        seed=args.seed,
+        jobs=args.jobs,
+        styles=tuple(args.styles),
+        short=args.short,
+        soundfont=args.soundfont,
+    )
+    summary = build_songbook(config, progress=not args.quiet)
+    print(json.dumps(summary, indent=1))
+    return 1 if summary["failed"] else 0
+
+
+def add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="the main job: render a short songbook demo")
+    p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from singsong.songbook.corpus import SongbookConfig, build_songbook
+
+    # Until a trained model ships, the main job shows the data side: a few short songs, stems
+    # and mixture, from the songbook.
+    config = SongbookConfig(out=args.out, hours=60 / 3600, seed=args.seed, short=True)
+    summary = build_songbook(config)
+    if summary["failed"]:
+        print("\n".join(summary["failed"]), file=sys.stderr)
+        return 1
+    print(f"\nSongbook demo in {args.out.resolve()}:")
+    for song in sorted(p for p in args.out.iterdir() if (p / "meta.json").is_file()):
+        meta = json.loads((song / "meta.json").read_text())
+        print(
+            f"  {song.name}: {meta['style']}, {meta['key']}, {meta['tempo']:.0f} BPM "
+            f"{meta['time_signature']}, {meta['voice']} voice -> {song}/mixture.flac "
+            "(+ vocals, drums, bass, other)"
+        )
+    return 0
+
+
+COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (add_demo, add_songbook)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="singsong", description="Listen to a singer, generate the band behind them."
+    )
+    parser.add_argument("--version", action="version", version=f"singsong {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except SingsongError as e:
+        print(f"singsong {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
