@@ -1,40 +1,13 @@
-"""The ``singsong`` command line: a thin layer over the public Python API.
-
-Each subcommand has an ``add_<name>`` function that declares its arguments and a ``run_<name>``
-function that calls the library; heavy imports happen inside ``run_*`` so that ``singsong --help``
-is instant and a missing optional extra only matters to the command that needs it.
-"""
+"""``singsong songbook`` and ``singsong demo``."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from singsong import __version__
-from singsong.errors import SingsongError
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
+from singsong.cli.args import positive_float, positive_int
 
 
 def add_songbook(sub: argparse._SubParsersAction) -> None:
@@ -46,10 +19,10 @@ def add_songbook(sub: argparse._SubParsersAction) -> None:
         description="Compose and render songs (vocals, drums, bass, other, mixture) until the "
         "corpus holds HOURS of audio. Re-running skips finished songs.",
     )
-    p.add_argument("--hours", type=_positive_float, required=True, help="total duration to render")
+    p.add_argument("--hours", type=positive_float, required=True, help="total duration to render")
     p.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--jobs", type=_positive_int, default=1, help="worker processes (default 1)")
+    p.add_argument("--jobs", type=positive_int, default=1, help="worker processes (default 1)")
     p.add_argument(
         "--styles",
         nargs="+",
@@ -107,33 +80,3 @@ def run_demo(args: argparse.Namespace) -> int:
             "(+ vocals, drums, bass, other)"
         )
     return 0
-
-
-COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (add_demo, add_songbook)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="singsong", description="Listen to a singer, generate the band behind them."
-    )
-    parser.add_argument("--version", action="version", version=f"singsong {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in COMMANDS:
-        add(sub)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.run(args))
-    except SingsongError as e:
-        print(f"singsong {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
