@@ -57,8 +57,14 @@ class Tokenizer(ABC):
 
     @property
     def info(self) -> TokenizerInfo:
-        return TokenizerInfo(self.name, self.version, self.sample_rate, self.hop_length,
-                             self.num_codebooks, self.codebook_size)
+        return TokenizerInfo(
+            self.name,
+            self.version,
+            self.sample_rate,
+            self.hop_length,
+            self.num_codebooks,
+            self.codebook_size,
+        )
 
     def num_frames(self, num_samples: int) -> int:
         """Frames for ``num_samples`` samples: ``ceil(num_samples / hop_length)``."""

@@ -1,0 +1,1 @@
+"""Data stages: corpora, splits, separation and clips."""
