@@ -13,12 +13,14 @@ import sys
 from collections.abc import Callable, Sequence
 
 from singsong import __version__
-from singsong.cli import songbook
+from singsong.cli import separate, songbook
 from singsong.errors import SingsongError
 
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     songbook.add_demo,
     songbook.add_songbook,
+    separate.add_separate,
+    separate.add_data,
 )
 
 
