@@ -82,8 +82,13 @@ def test_pairs_with_the_oracle_resume_and_failures(tmp_path):
     book = tmp_path / "book"
     for i in range(3):
         make_song(book / f"s0-{i:05d}", seconds=9.0, seed=i)
-    cfg = PairsConfig(out=str(tmp_path / "pairs"), separator="oracle", clip_seconds=4,
-                      hop_seconds=4, min_activity=0.5)
+    cfg = PairsConfig(
+        out=str(tmp_path / "pairs"),
+        separator="oracle",
+        clip_seconds=4,
+        hop_seconds=4,
+        min_activity=0.5,
+    )
     tracks = discover_tracks(book)
     summary = build_pairs(cfg, tracks, progress=False)
     assert summary["failed"] == [] and summary["processed"] == 3
@@ -97,15 +102,21 @@ def test_pairs_with_the_oracle_resume_and_failures(tmp_path):
     sf.write(tmp_path / "plain.wav", np.zeros(SR * 5, np.float32), SR)
     more = [*tracks, *discover_tracks(tmp_path / "plain.wav")]
     again = build_pairs(cfg, more, progress=False)
-    assert again["skipped"] == 3 and len(again["failed"]) == 1 and "true stems" in again["failed"][0]
+    assert again["skipped"] == 3 and len(again["failed"]) == 1
+    assert "true stems" in again["failed"][0]
     assert again["clips"] == 6
     assert not list((tmp_path / "pairs" / "tracks").glob(".*partial"))
 
 
 def test_pairs_skip_clips_without_singing(tmp_path):
     make_song(tmp_path / "book" / "s0-00000", seconds=8.0)
-    cfg = PairsConfig(out=str(tmp_path / "pairs"), separator="oracle", clip_seconds=4,
-                      hop_seconds=4, min_activity=0.99)  # the first 0.5 s of the song is silent
+    cfg = PairsConfig(
+        out=str(tmp_path / "pairs"),
+        separator="oracle",
+        clip_seconds=4,
+        hop_seconds=4,
+        min_activity=0.99,
+    )  # the first 0.5 s of the song is silent
     summary = build_pairs(cfg, discover_tracks(tmp_path / "book"), progress=False)
     assert summary["clips"] == 1
 
@@ -131,10 +142,14 @@ def test_ray_engine_runs_the_pairs_stage(tmp_path):
     pytest.importorskip("ray")
     for i in range(2):
         make_song(tmp_path / "book" / f"s0-{i:05d}", seconds=5.0, seed=i)
-    cfg = PairsConfig(out=str(tmp_path / "pairs"), separator="oracle", clip_seconds=4,
-                      hop_seconds=4)
-    summary = build_pairs(cfg, discover_tracks(tmp_path / "book"), engine="ray", jobs=2,
-                          progress=False)
+    cfg = PairsConfig(
+        out=str(tmp_path / "pairs"), separator="oracle", clip_seconds=4, hop_seconds=4
+    )
+    summary = build_pairs(
+        cfg, discover_tracks(tmp_path / "book"), engine="ray", jobs=2, progress=False
+    )
     assert summary["failed"] == [] and summary["clips"] == 2
-    assert sorted(r["value"] for r in run_map(partial(_make_square), [{"id": "a", "x": 3}],
-                                              engine="ray", jobs=2)) == [9]
+    assert sorted(
+        r["value"]
+        for r in run_map(partial(_make_square), [{"id": "a", "x": 3}], engine="ray", jobs=2)
+    ) == [9]

@@ -30,8 +30,13 @@ def make_song(folder, seconds=3.0, seed=0):
     bass = 0.2 * np.sin(2 * np.pi * 55 * t)
     other = 0.1 * np.sin(2 * np.pi * 330 * t)
     folder.mkdir(parents=True)
-    for name, x in {"vocals": vocals, "drums": drums, "bass": bass, "other": other,
-                    "mixture": vocals + drums + bass + other}.items():
+    for name, x in {
+        "vocals": vocals,
+        "drums": drums,
+        "bass": bass,
+        "other": other,
+        "mixture": vocals + drums + bass + other,
+    }.items():
         sf.write(folder / f"{name}.flac", x.astype(np.float32), SR, subtype="PCM_24")
     (folder / "meta.json").write_text(json.dumps({"song_id": folder.name, "duration": seconds}))
     return vocals.astype(np.float32), (drums + bass + other).astype(np.float32)
@@ -95,16 +100,18 @@ def test_repet_sim_shapes_and_errors():
 
 def test_builtin_shapes_roundtrip_and_chunking(tmp_path):
     torch.manual_seed(0)
-    sep = BuiltinSeparator(UnmixModel(UnmixConfig.preset("debug")), segment_seconds=1.0,
-                           overlap_seconds=0.25)
+    sep = BuiltinSeparator(
+        UnmixModel(UnmixConfig.preset("debug")), segment_seconds=1.0, overlap_seconds=0.25
+    )
     mix = np.random.default_rng(1).standard_normal(int(2.6 * SR)).astype(np.float32) * 0.1
     out = sep.separate(mix)
     assert out.vocals.shape == mix.shape and np.isfinite(out.vocals).all()
     short = sep.separate(mix[:100])  # shorter than one STFT window
     assert short.vocals.shape == (100,)
     sep.save_pretrained(tmp_path / "release")
-    again = BuiltinSeparator.from_pretrained(tmp_path / "release", segment_seconds=1.0,
-                                             overlap_seconds=0.25)
+    again = BuiltinSeparator.from_pretrained(
+        tmp_path / "release", segment_seconds=1.0, overlap_seconds=0.25
+    )
     np.testing.assert_array_equal(again.separate(mix).vocals, out.vocals)
     (tmp_path / "release" / "model.safetensors").write_bytes(b"broken")
     with pytest.raises(SingsongError, match="broken weights"):
@@ -121,10 +128,18 @@ def test_masks_are_causal_in_nothing_but_bounded():
 def test_training_learns_resumes_and_releases(tmp_path):
     for i in range(10):  # song 9 is held out by the shared split
         make_song(tmp_path / "book" / f"s0-{i:05d}", seed=i)
-    cfg = TrainConfig(preset="debug", steps=30, batch_size=4, crop_seconds=1.0, lr=3e-3,
-                      valid_every=15, valid_tracks=2)
-    release = train(tmp_path / "run", songbook=tmp_path / "book", mir1k=None, cfg=cfg,
-                    progress=False)
+    cfg = TrainConfig(
+        preset="debug",
+        steps=30,
+        batch_size=4,
+        crop_seconds=1.0,
+        lr=3e-3,
+        valid_every=15,
+        valid_tracks=2,
+    )
+    release = train(
+        tmp_path / "run", songbook=tmp_path / "book", mir1k=None, cfg=cfg, progress=False
+    )
     rows = list(csv_rows(tmp_path / "run" / "log.csv"))
     assert [r["step"] for r in rows] == ["15", "30"]
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
@@ -151,7 +166,7 @@ def test_demucs_wrapper_with_a_stand_in(monkeypatch, tmp_path):
 
     class FakeModel(torch.nn.Module):
         samplerate, audio_channels = 44100, 2
-        sources = ["drums", "bass", "other", "vocals"]
+        sources = ("drums", "bass", "other", "vocals")
 
     def apply_model(model, mix, **kwargs):  # vocals = left channel x 0.5, others share the rest
         b, c, n = mix.shape

@@ -80,10 +80,14 @@ def _run_ray(factory: Callable[[], Worker], items: Sequence[Item], jobs: int) ->
     try:
         # Rows carry JSON strings: Arrow then stores them as plain strings, whatever is inside.
         # A few blocks per worker, so every actor gets work.
-        ds = ray.data.from_items([{"json": json.dumps(item)} for item in items],
-                                 override_num_blocks=min(len(items), 4 * jobs))
-        ds = ds.map(_RayUDF, fn_constructor_args=(factory,), concurrency=jobs, num_cpus=1)
-        for row in ds.iter_rows():
+        rows = ray.data.from_items(
+            [{"json": json.dumps(item)} for item in items],
+            override_num_blocks=min(len(items), 4 * jobs),
+        )
+        # A class-based UDF: Ray builds one per actor; its stubs only describe function UDFs.
+        udf: Any = _RayUDF
+        results = rows.map(udf, fn_constructor_args=(factory,), concurrency=jobs, num_cpus=1)
+        for row in results.iter_rows():
             yield json.loads(row["json"])
     finally:
         if started:
