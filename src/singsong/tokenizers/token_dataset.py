@@ -1,0 +1,232 @@
+"""Reading token folders for training: random access and aligned streaming windows.
+
+The writer is :mod:`singsong.tokenizers.shards`; its docstring describes the layout.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Mapping
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from singsong.errors import SingsongError
+from singsong.tokenizers.base import TokenizerInfo
+from singsong.tokenizers.shards import (
+    FORMAT,
+    FORMAT_VERSION,
+    INDEX_FILE,
+    ROLES,
+    TOKENS_FILE,
+    _read_json,
+)
+
+__all__ = ["TokenDataset", "TokenWindows"]
+
+
+class TokenDataset:
+    """Random access to tokenized clips: ``ds[i]`` -> ``{stream: int64 [K, T]}``.
+
+    ``expect`` maps tokenizer roles (``"semantic"``, ``"acoustic"``) to the :class:`TokenizerInfo`
+    the caller's models were built for; the folder must record exactly that info (name, version
+    and layout) or loading is refused. Only streams of the expected roles are served, so a stage
+    that needs acoustic codes alone need not name the semantic tokenizer.
+    """
+
+    def __init__(
+        self, folder: str | os.PathLike[str], *, expect: Mapping[str, TokenizerInfo]
+    ) -> None:
+        self.folder = Path(folder)
+        path = self.folder / TOKENS_FILE
+        if not path.is_file():
+            raise SingsongError(f"not a token folder (no {TOKENS_FILE}): {self.folder}")
+        meta = _read_json(path)
+        if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
+            raise SingsongError(
+                f"{path} is not a {FORMAT} v{FORMAT_VERSION} file "
+                f"(format {meta.get('format')!r} v{meta.get('format_version')!r})"
+            )
+        if not meta.get("complete"):
+            raise SingsongError(
+                f"tokenizing into {self.folder} did not finish; re-run it to resume"
+            )
+        if not expect:
+            raise SingsongError(f"name the expected tokenizer of at least one of {list(ROLES)}")
+        for role, info in expect.items():
+            found = meta["tokenizers"].get(role)
+            if found is None:
+                raise SingsongError(f"{self.folder} has no {role!r} tokens (roles: {list(ROLES)})")
+            if found != info.to_dict():
+                diff = {
+                    k: (v, found.get(k)) for k, v in info.to_dict().items() if found.get(k) != v
+                }
+                raise SingsongError(
+                    f"{self.folder} holds {role} tokens from another tokenizer; refusing to load "
+                    f"them. Differences (expected, found): {diff}"
+                )
+        self.infos = {role: TokenizerInfo(**meta["tokenizers"][role]) for role in expect}
+        self.streams: dict[str, dict[str, Any]] = {
+            s: spec for s, spec in meta["streams"].items() if spec["tokenizer"] in expect
+        }
+        self.shards: list[str] = list(meta["shards"])
+        self.ids: list[str] = []
+        # per clip: (shard number, {stream: (first frame, frames)})
+        self._where: list[tuple[int, dict[str, tuple[int, int]]]] = []
+        for n, name in enumerate(self.shards):
+            index = _read_json(self.folder / name / INDEX_FILE)
+            if index.get("tokenizers") != meta["tokenizers"]:
+                raise SingsongError(f"{self.folder / name} was written by other tokenizers")
+            start = dict.fromkeys(self.streams, 0)
+            for row in index["clips"]:
+                spans = {}
+                for s in self.streams:
+                    spans[s] = (start[s], int(row["frames"][s]))
+                    start[s] += int(row["frames"][s])
+                self.ids.append(row["id"])
+                self._where.append((n, spans))
+        self._position = {cid: i for i, cid in enumerate(self.ids)}
+        self._arrays: dict[tuple[int, str], npt.NDArray[np.uint16]] = {}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getstate__(self) -> dict[str, Any]:  # DataLoader workers reopen their own memmaps
+        return self.__dict__ | {"_arrays": {}}
+
+    def _array(self, shard: int, stream: str) -> npt.NDArray[np.uint16]:
+        key = (shard, stream)
+        if key not in self._arrays:
+            path = self.folder / self.shards[shard] / f"{stream}.npy"
+            try:
+                arr = np.load(path, mmap_mode="r", allow_pickle=False)  # [sum T, K]
+            except (OSError, ValueError) as e:
+                raise SingsongError(f"cannot read token shard {path}: {e}") from None
+            k = self.streams[stream]["num_codebooks"]
+            if arr.dtype != np.uint16 or arr.ndim != 2 or arr.shape[1] != k:
+                raise SingsongError(f"{path} is {arr.dtype} {arr.shape}, expected uint16 [T, {k}]")
+            self._arrays[key] = arr
+        return self._arrays[key]
+
+    def read(self, i: int, stream: str, start: int = 0, frames: int | None = None) -> torch.Tensor:
+        """Frames ``[start, start + frames)`` of clip ``i``'s ``stream`` -> int64 [K, frames]."""
+        shard, spans = self._where[i]
+        first, length = spans[stream]
+        frames = length - start if frames is None else frames
+        if start < 0 or frames < 0 or start + frames > length:
+            raise IndexError(f"frames [{start}, {start + frames}) outside clip of {length} frames")
+        block = self._array(shard, stream)[first + start : first + start + frames]  # [T, K]
+        return torch.from_numpy(block.astype(np.int64).T.copy())  # [K, T]
+
+    def frames(self, i: int) -> dict[str, int]:
+        """Frames per stream of clip ``i``."""
+        return {s: length for s, (_, length) in self._where[i][1].items()}
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {s: self.read(i, s) for s in self.streams}
+
+    def clip(self, clip_id: str) -> dict[str, torch.Tensor]:
+        if clip_id not in self._position:
+            raise KeyError(f"no clip {clip_id!r} in {self.folder}")
+        return self[self._position[clip_id]]
+
+    def windows(
+        self,
+        *,
+        seconds: float,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle: bool = True,
+    ) -> TokenWindows:
+        return TokenWindows(
+            self, seconds=seconds, seed=seed, rank=rank, world_size=world_size, shuffle=shuffle
+        )
+
+
+class TokenWindows(torch.utils.data.IterableDataset):
+    """Fixed-length, frame-aligned windows of every stream, shuffled by ``(seed, epoch)``.
+
+    A window starts and ends on a "tick", the shortest time that is a whole number of frames of
+    every tokenizer (1/25 s for 25 Hz semantic + 50 Hz acoustic codes), so the semantic window of
+    T frames and the acoustic one of 2T cover exactly the same audio, and the vocal and
+    instrumental windows are cut at the same frames. A clip yields ``floor(len / window)``
+    non-overlapping windows from a random phase; clips shorter than a window are skipped.
+
+    With ``world_size > 1`` the clips (not windows) are split across ranks: every epoch a new
+    permutation shared by all ranks is cut into ``world_size`` equal parts (the remainder is
+    dropped), so ranks see disjoint clips; when clip lengths differ their window counts still
+    do, so a DDP loop should run a fixed number of steps. DataLoader workers split a rank's part.
+    """
+
+    def __init__(
+        self,
+        dataset: TokenDataset,
+        *,
+        seconds: float,
+        seed: int,
+        rank: int,
+        world_size: int,
+        shuffle: bool,
+    ) -> None:
+        if not 0 <= rank < world_size:
+            raise SingsongError(f"rank {rank} is not in [0, world_size={world_size})")
+        self.dataset, self.seed, self.shuffle = dataset, seed, shuffle
+        self.rank, self.world_size = rank, world_size
+        periods = {role: Fraction(i.hop_length, i.sample_rate) for role, i in dataset.infos.items()}
+        tick = Fraction(
+            math.lcm(*(p.numerator for p in periods.values())),
+            math.gcd(*(p.denominator for p in periods.values())),
+        )
+        window = Fraction(seconds).limit_denominator(1_000_000)
+        if window <= 0 or window % tick:
+            raise SingsongError(
+                f"a window of {seconds} s is not a whole number of frames of every tokenizer; "
+                f"use a multiple of {float(tick)} s"
+            )
+        self.tick = tick
+        self.window_ticks = int(window / tick)
+        self.frames_per_tick = {
+            s: int(tick / periods[spec["tokenizer"]]) for s, spec in dataset.streams.items()
+        }
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Call once per epoch (as with DistributedSampler) for a new shuffle."""
+        self.epoch = epoch
+
+    def _clips(self) -> npt.NDArray[np.int64]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        n = len(self.dataset)
+        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        if self.world_size > 1:
+            order = order[: n - n % self.world_size][self.rank :: self.world_size]
+        worker = torch.utils.data.get_worker_info()
+        return order if worker is None else order[worker.id :: worker.num_workers]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        worker = torch.utils.data.get_worker_info()
+        wid = 0 if worker is None else worker.id
+        rng = np.random.default_rng([self.seed, self.epoch, self.rank, wid, 1])
+        starts: list[tuple[int, int]] = []  # (clip, first tick)
+        for c in self._clips():
+            frames = self.dataset.frames(int(c))
+            ticks = min(frames[s] // f for s, f in self.frames_per_tick.items())
+            count = ticks // self.window_ticks
+            if count == 0:
+                continue
+            slack = ticks - count * self.window_ticks
+            phase = int(rng.integers(0, slack + 1)) if self.shuffle else 0
+            starts += [(int(c), phase + j * self.window_ticks) for j in range(count)]
+        if self.shuffle:
+            rng.shuffle(starts)
+        for c, t in starts:
+            item: dict[str, Any] = {"id": self.dataset.ids[c], "start": float(t * self.tick)}
+            for s, f in self.frames_per_tick.items():
+                item[s] = self.dataset.read(c, s, t * f, self.window_ticks * f)  # [K, T_s]
+            yield item
