@@ -45,10 +45,11 @@ def main() -> None:
     keys = collections.Counter(m["key"] for m in metas)
     meters = collections.Counter(m["time_signature"] for m in metas)
     voices = collections.Counter(m["voice"] for m in metas)
-    tempo_bins = collections.Counter(f"{int(m['tempo'] // 20 * 20)}-{int(m['tempo'] // 20 * 20 + 19)}"
-                                     for m in metas)
-    programs = collections.Counter(p["program"] for m in metas for p in m["programs"]
-                                   if not p["is_drum"])
+    bins = [int(m["tempo"] // 20 * 20) for m in metas]
+    tempo_bins = collections.Counter(f"{b}-{b + 19}" for b in bins)
+    programs = collections.Counter(
+        p["program"] for m in metas for p in m["programs"] if not p["is_drum"]
+    )
     kits = collections.Counter(p["program"] for m in metas for p in m["programs"] if p["is_drum"])
 
     rng = np.random.default_rng(0)
@@ -65,25 +66,53 @@ def main() -> None:
     pitch_seconds = time.perf_counter() - start
 
     print(f"# Songbook report: {args.songbook}\n")
-    print(f"{len(metas)} songs, {hours:.2f} hours; machine: {platform.machine()}, "
-          f"{platform.processor() or 'cpu'}\n")
-    print(f"{len(keys)} of 24 keys, tempos {min(m['tempo'] for m in metas):.0f}-"
-          f"{max(m['tempo'] for m in metas):.0f} BPM, {len(programs)} distinct melodic General "
-          f"MIDI programs and {len(kits)} drum kits.\n")
-    for counter, title in ((styles, "style"), (meters, "time signature"), (voices, "voice"),
-                           (tempo_bins, "tempo (BPM)"), (keys, "key")):
+    print(
+        f"{len(metas)} songs, {hours:.2f} hours; machine: {platform.machine()}, "
+        f"{platform.processor() or 'cpu'}\n"
+    )
+    print(
+        f"{len(keys)} of 24 keys, tempos {min(m['tempo'] for m in metas):.0f}-"
+        f"{max(m['tempo'] for m in metas):.0f} BPM, {len(programs)} distinct melodic General "
+        f"MIDI programs and {len(kits)} drum kits.\n"
+    )
+    for counter, title in (
+        (styles, "style"),
+        (meters, "time signature"),
+        (voices, "voice"),
+        (tempo_bins, "tempo (BPM)"),
+        (keys, "key"),
+    ):
         print(_table(counter, title) + "\n")
-    print("Programs (GM number: songs): "
-          + ", ".join(f"{p}: {n}" for p, n in sorted(programs.items())) + "\n")
-    print(f"Vocal pitch against the written notes on {len(errors)} songs (pYIN, {pitch_seconds:.0f} s):"
-          f" median of per-song median errors {np.median(errors):.1f} cents (max {np.max(errors):.1f}),"
-          f" voiced coverage of note time {np.median(coverages):.2f} (min {np.min(coverages):.2f}).")
+    print(
+        "Programs (GM number: songs): "
+        + ", ".join(f"{p}: {n}" for p, n in sorted(programs.items()))
+        + "\n"
+    )
+    print(
+        f"Vocal pitch against the written notes on {len(errors)} songs (pYIN, "
+        f"{pitch_seconds:.0f} s): median of per-song median errors {np.median(errors):.1f} cents "
+        f"(max {np.max(errors):.1f}), voiced coverage of note time {np.median(coverages):.2f} "
+        f"(min {np.min(coverages):.2f})."
+    )
     if args.json:
-        args.json.write_text(json.dumps({
-            "songs": len(metas), "hours": hours, "styles": styles, "keys": keys, "meters": meters,
-            "voices": voices, "tempo_bins": tempo_bins, "programs": programs, "kits": kits,
-            "pitch_error_cents": errors, "voiced_coverage": coverages,
-        }, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "songs": len(metas),
+                    "hours": hours,
+                    "styles": styles,
+                    "keys": keys,
+                    "meters": meters,
+                    "voices": voices,
+                    "tempo_bins": tempo_bins,
+                    "programs": programs,
+                    "kits": kits,
+                    "pitch_error_cents": errors,
+                    "voiced_coverage": coverages,
+                },
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":

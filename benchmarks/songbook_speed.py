@@ -25,14 +25,18 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for jobs in (1, 2):
-            config = SongbookConfig(out=Path(tmp) / f"jobs{jobs}", hours=args.minutes / 60,
-                                    seed=args.seed, jobs=jobs)
+            config = SongbookConfig(
+                out=Path(tmp) / f"jobs{jobs}", hours=args.minutes / 60, seed=args.seed, jobs=jobs
+            )
             results[jobs] = build_songbook(config, progress=False)
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs")
     for jobs, s in results.items():
-        print(f"--jobs {jobs}: {s['audio_seconds']:.0f} s of songs ({s['songs']} songs) in "
-              f"{s['wall_seconds']:.1f} s wall = {s['x_real_time']:.1f}x real time")
-    print(f"speed-up of 2 jobs over 1: {results[2]['x_real_time'] / results[1]['x_real_time']:.2f}x")
+        print(
+            f"--jobs {jobs}: {s['audio_seconds']:.0f} s of songs ({s['songs']} songs) in "
+            f"{s['wall_seconds']:.1f} s wall = {s['x_real_time']:.1f}x real time"
+        )
+    ratio = results[2]["x_real_time"] / results[1]["x_real_time"]
+    print(f"speed-up of 2 jobs over 1: {ratio:.2f}x")
 
 
 if __name__ == "__main__":
