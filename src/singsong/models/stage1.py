@@ -1,0 +1,248 @@
+"""Stage 1: vocal codes -> the instrumental's semantic + coarse acoustic codes.
+
+An encoder-decoder (T5-style) :class:`~singsong.models.seq2seq.CodeLM`: the encoder reads the
+vocal featurization (``S``, ``A`` or ``SA``, see :mod:`singsong.models.codes`), the decoder writes
+the AudioLM stage-1 layout (all semantic codes, then the coarse codes frame by frame, level by
+level): ``9T`` tokens for ``T`` semantic frames, 2250 for a 10 s window.
+
+Noise: vocals are noised as waveforms *before* tokenization (:mod:`singsong.models.noise`), so it
+happens outside this module; the config records the SNRs the model was trained with and the one
+to use at inference.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from singsong.errors import SingsongError
+from singsong.models.codes import (
+    FEATURIZATIONS,
+    Codes,
+    Flat,
+    check_grid,
+    featurize,
+    input_vocab,
+    split_stage1,
+    stage1_target,
+    stage1_vocab,
+)
+from singsong.models.noise import INFERENCE_SNR_DB, TRAIN_SNR_DB
+from singsong.models.sampling import SamplingParams
+from singsong.models.seq2seq import CodeLM, LossOutput, load_model, save_model
+from singsong.modules.transformer import MLPKind
+
+__all__ = ["STAGE1_PRESETS", "Stage1Config", "Stage1Model"]
+
+
+@dataclass(frozen=True)
+class Stage1Config:
+    """Stage-1 model. Defaults = the ``small`` preset (about 11M parameters)."""
+
+    featurization: str = "S"  # vocal input: "S" (semantic), "A" (coarse acoustic) or "SA"
+    semantic_codebook_size: int = 1024
+    acoustic_codebook_size: int = 1024
+    coarse_levels: int = 4
+    dim: int = 256
+    heads: int = 4
+    encoder_layers: int = 4
+    decoder_layers: int = 6
+    mlp_ratio: float = 4.0
+    mlp: MLPKind = "swiglu"
+    dropout: float = 0.0
+    # vocal noise (dB SNR): uniform in [min, max] when training, fixed at inference (None: none)
+    train_snr_min_db: float = TRAIN_SNR_DB[0]
+    train_snr_max_db: float = TRAIN_SNR_DB[1]
+    inference_snr_db: float | None = INFERENCE_SNR_DB
+
+    def __post_init__(self) -> None:
+        if self.featurization not in FEATURIZATIONS:
+            raise SingsongError(
+                f"unknown vocal featurization {self.featurization!r}; "
+                f"choose one of {list(FEATURIZATIONS)}"
+            )
+        if self.dim % self.heads or (self.dim // self.heads) % 2:
+            raise SingsongError(f"dim {self.dim} must split into {self.heads} even-sized heads")
+        if self.mlp not in ("swiglu", "gelu"):
+            raise SingsongError(f"mlp must be 'swiglu' or 'gelu', got {self.mlp!r}")
+        if self.train_snr_min_db > self.train_snr_max_db:
+            raise SingsongError("train_snr_min_db > train_snr_max_db")
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> Stage1Config:
+        """A named size (``debug``, ``small``) with optional field overrides."""
+        if name not in STAGE1_PRESETS:
+            raise SingsongError(
+                f"unknown stage-1 preset {name!r}; choose one of {list(STAGE1_PRESETS)}"
+            )
+        known = {f.name for f in fields(cls)}
+        if unknown := set(overrides) - known:
+            raise SingsongError(f"unknown Stage1Config fields: {sorted(unknown)}")
+        return replace(STAGE1_PRESETS[name], **overrides)
+
+
+STAGE1_PRESETS = {
+    # tiny, for tests: real vocabulary sizes so it accepts any tokenizer's codes
+    "debug": Stage1Config(dim=32, heads=2, encoder_layers=1, decoder_layers=2, mlp_ratio=2.0),
+    # ~11M parameters: ~2250 KV-cached decoder steps for 10 s, a few ms each on a laptop CPU
+    "small": Stage1Config(),
+}
+
+
+class Stage1Model(nn.Module):
+    """Vocal featurization -> instrumental semantic + coarse codes."""
+
+    kind = "stage1"
+
+    def __init__(self, config: Stage1Config) -> None:
+        super().__init__()
+        c = self.config = config
+        self.source_vocab = input_vocab(
+            c.featurization, c.semantic_codebook_size, c.acoustic_codebook_size, c.coarse_levels
+        )
+        self.target_vocab = stage1_vocab(
+            c.semantic_codebook_size, c.acoustic_codebook_size, c.coarse_levels
+        )
+        self.lm = CodeLM(
+            source_vocab=self.source_vocab,
+            target_vocab=self.target_vocab,
+            dim=c.dim,
+            heads=c.heads,
+            encoder_layers=c.encoder_layers,
+            decoder_layers=c.decoder_layers,
+            mlp_ratio=c.mlp_ratio,
+            mlp=c.mlp,
+            dropout=c.dropout,
+        )
+
+    # --- layouts ---------------------------------------------------------------------------------
+
+    def _check(self, codes: Codes, name: str, *, need: str, unknown: bool = False) -> Codes:
+        """Validate the parts of ``codes`` that ``need`` ("S", "A" or "SA") names."""
+        c = self.config
+        sem, ac = codes.semantic, codes.acoustic
+        if "S" in need:
+            sem = check_grid(
+                sem,
+                f"{name} semantic",
+                dims=2,
+                size=c.semantic_codebook_size,
+                allow_unknown=unknown,
+            )
+        if "A" in need:
+            ac = check_grid(ac, f"{name} acoustic", dims=3, size=c.acoustic_codebook_size,
+                            allow_unknown=unknown)  # fmt: skip
+            if ac.shape[1] < c.coarse_levels:
+                raise SingsongError(
+                    f"{name} acoustic codes have {ac.shape[1]} levels; {c.coarse_levels} needed"
+                )
+            ac = ac[:, : c.coarse_levels]
+        if "S" in need and "A" in need:
+            assert sem is not None and ac is not None
+            if ac.shape[0] != sem.shape[0] or ac.shape[2] != 2 * sem.shape[1]:
+                raise SingsongError(
+                    f"{name} codes are not aligned: semantic {tuple(sem.shape)} needs acoustic "
+                    f"[{sem.shape[0]}, K, {2 * sem.shape[1]}], got {tuple(ac.shape)}"
+                )
+        return Codes(semantic=sem if "S" in need else None, acoustic=ac if "A" in need else None)
+
+    def source(self, vocals: Codes) -> Flat:
+        """Vocal codes -> the encoder sequence of the configured featurization."""
+        vocals = self._check(vocals, "vocal", need=self.config.featurization)
+        return featurize(self.config.featurization, vocals, coarse_levels=self.config.coarse_levels)
+
+    def target(self, instrumental: Codes, *, unknown: bool = False) -> Flat:
+        """Instrumental semantic [B, T] + acoustic [B, >=Q, 2T] -> the stage-1 target."""
+        codes = self._check(instrumental, "instrumental", need="SA", unknown=unknown)
+        assert codes.semantic is not None and codes.acoustic is not None
+        return stage1_target(codes.semantic, codes.acoustic)
+
+    def _pair(self, vocals: Codes, instrumental: Codes) -> tuple[Flat, Flat]:
+        src, tgt = self.source(vocals), self.target(instrumental)
+        if src.codes.shape[0] != tgt.codes.shape[0] or vocals.frames != instrumental.frames:
+            raise SingsongError(
+                f"vocals ({src.codes.shape[0]} x {vocals.frames} frames) and instrumental "
+                f"({tgt.codes.shape[0]} x {instrumental.frames} frames) do not match"
+            )
+        return src, tgt
+
+    # --- training --------------------------------------------------------------------------------
+
+    def forward(self, vocals: Codes, instrumental: Codes) -> Tensor:
+        """Teacher-forced logits [B, 9T, V] over each position's level (stage-1 layout)."""
+        src, tgt = self._pair(vocals, instrumental)
+        return self.lm(src.codes, src.levels, tgt.codes, tgt.levels)
+
+    def loss(self, vocals: Codes, instrumental: Codes) -> LossOutput:
+        """Cross-entropy and per-level accuracy (``semantic``, ``acoustic1`` ... ``acoustic4``)."""
+        src, tgt = self._pair(vocals, instrumental)
+        logits = self.lm(src.codes, src.levels, tgt.codes, tgt.levels)
+        return self.lm.loss(logits, tgt.codes, tgt.levels)
+
+    def loss_on_streams(self, batch: Mapping[str, Tensor]) -> LossOutput:
+        """:meth:`loss` on a collated batch of token windows (``vocals_semantic`` ...)."""
+        q = self.config.coarse_levels
+        return self.loss(
+            Codes.from_streams(
+                batch, "vocals", levels=q if "A" in self.config.featurization else None
+            ),
+            Codes.from_streams(batch, "instrumental", levels=q),
+        )
+
+    # --- generation ------------------------------------------------------------------------------
+
+    def generate(
+        self, vocals: Codes, *, params: SamplingParams, prompt: Codes | None = None
+    ) -> Codes:
+        """Sample instrumental codes for ``vocals``.
+
+        Args:
+            vocals: vocal codes of ``B`` windows of ``T`` semantic frames (the parts the
+                featurization needs).
+            params: sampling settings; ``params.takes`` samples per window, in one batch.
+            prompt: the instrumental's first ``P <= T`` frames, already known (semantic
+                [B or B * takes, P], acoustic [.., >=Q, 2P]): e.g. the overlap with the previous
+                window's output. They are fed, not sampled (AudioLM-style continuation).
+
+        Returns:
+            Codes with semantic [B * takes, T] and acoustic [B * takes, Q, 2T]; row
+            ``b * takes + n`` is take ``n`` of window ``b``.
+        """
+        src = self.source(vocals)
+        b, t, n = src.codes.shape[0], vocals.frames, params.takes
+        q = self.config.coarse_levels
+        full_sem = torch.full((b * n, t), -1, dtype=torch.long, device=src.codes.device)
+        full_ac = torch.full((b * n, q, 2 * t), -1, dtype=torch.long, device=src.codes.device)
+        forced = None
+        if prompt is not None:
+            p = self._check(prompt, "prompt", need="SA")
+            assert p.semantic is not None and p.acoustic is not None
+            rows, frames = p.semantic.shape
+            if rows not in (b, b * n) or not 1 <= frames <= t:
+                raise SingsongError(
+                    f"prompt of {rows} rows x {frames} frames does not fit {b} windows x {n} takes "
+                    f"of {t} frames"
+                )
+            reps = n if rows == b else 1
+            full_sem[:, :frames] = p.semantic.repeat_interleave(reps, dim=0)
+            full_ac[:, :, : 2 * frames] = p.acoustic.repeat_interleave(reps, dim=0)
+            forced = stage1_target(full_sem, full_ac).codes
+        levels = stage1_target(full_sem[:1], full_ac[:1]).levels
+        codes = self.lm.generate(src.codes, src.levels, levels, params=params, forced=forced)
+        semantic, coarse = split_stage1(codes, frames=t, coarse_levels=q)
+        return Codes(semantic=semantic, acoustic=coarse)
+
+    # --- release artifacts -----------------------------------------------------------------------
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        return save_model(self, directory, kind=self.kind, config=self.config)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike[str]) -> Stage1Model:
+        return load_model(directory, kind=cls.kind, config_cls=Stage1Config, build=cls)

@@ -1,0 +1,367 @@
+"""Tests for the stage models: transformer causality, KV cache, code layouts, sampling, I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from singsong.errors import SingsongError
+from singsong.models import codes as L
+from singsong.models.codes import Codes
+from singsong.models.noise import add_noise, augment_vocals
+from singsong.models.sampling import SamplingParams, filter_logits
+from singsong.models.seq2seq import CodeLM
+from singsong.models.stage1 import Stage1Config, Stage1Model
+from singsong.models.stage2 import Stage2Config, Stage2Model
+from singsong.modules.transformer import Decoder, Encoder
+
+VS, VA = 11, 7  # small, different vocabularies: a code of the wrong level would show
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def stage1(featurization: str = "S", **kw: object) -> Stage1Model:
+    torch.manual_seed(0)
+    cfg = Stage1Config.preset(
+        "debug", featurization=featurization, semantic_codebook_size=VS, acoustic_codebook_size=VA,
+        dim=16, **kw,
+    )  # fmt: skip
+    return Stage1Model(cfg).eval()
+
+
+def stage2(**kw: object) -> Stage2Model:
+    torch.manual_seed(0)
+    cfg = Stage2Config.preset("debug", acoustic_codebook_size=VA, chunk_frames=3, dim=16, **kw)
+    return Stage2Model(cfg).eval()
+
+
+def sem(c: Codes) -> torch.Tensor:
+    assert c.semantic is not None
+    return c.semantic
+
+
+def ac(c: Codes) -> torch.Tensor:
+    assert c.acoustic is not None
+    return c.acoustic
+
+
+def vocals(b: int = 2, t: int = 4, seed: int = 1) -> Codes:
+    g = torch.Generator().manual_seed(seed)
+    return Codes(
+        semantic=torch.randint(0, VS, (b, t), generator=g),
+        acoustic=torch.randint(0, VA, (b, 12, 2 * t), generator=g),
+    )
+
+
+# --- transformer ---------------------------------------------------------------------------------
+
+
+def test_decoder_is_causal_by_gradient() -> None:
+    torch.manual_seed(0)
+    dec = Decoder(dim=16, depth=2, heads=2, mlp="gelu")
+    x = torch.randn(1, 6, 16, requires_grad=True)
+    memory = torch.randn(1, 5, 16)
+    out = dec(x, memory)
+    for t in range(6):
+        (grad,) = torch.autograd.grad(out[0, t].sum(), x, retain_graph=True)
+        assert torch.all(grad[0, t + 1 :] == 0), f"output {t} depends on a later input"
+        assert grad[0, : t + 1].abs().sum() > 0
+
+
+def test_encoder_is_bidirectional_and_ignores_padding() -> None:
+    torch.manual_seed(0)
+    enc = Encoder(dim=16, depth=2, heads=2)
+    x = torch.randn(1, 5, 16, requires_grad=True)
+    (grad,) = torch.autograd.grad(enc(x)[0, 0].sum(), x)
+    assert grad[0, 4].abs().sum() > 0  # sees the future
+    mask = torch.tensor([[True, True, True, False, False]])
+    y = torch.cat([x.detach()[:, :3], torch.randn(1, 2, 16)], dim=1)
+    torch.testing.assert_close(enc(x, mask)[:, :3], enc(y, mask)[:, :3])
+
+
+def incremental_logits(
+    lm: CodeLM, src: L.Flat, tgt: L.Flat, mask: torch.Tensor | None, sizes: list[int]
+) -> torch.Tensor:
+    """Teacher-forced logits through the KV cache, feeding blocks of the given sizes."""
+    memory = lm.encode(src.codes, src.levels, mask)
+    cache = lm.decoder.start(memory, capacity=tgt.codes.shape[1], memory_mask=mask)
+    b = tgt.codes.shape[0]
+    inputs = torch.cat(
+        [lm._bos(b, memory.device), lm._embed_targets(tgt.codes[:, :-1], tgt.levels[:-1])], dim=1
+    )
+    hs, i = [], 0
+    for n in sizes:
+        hs.append(lm.decoder.step(inputs[:, i : i + n], cache))
+        i += n
+    assert i == inputs.shape[1]
+    return lm.level_logits(torch.cat(hs, dim=1), tgt.levels)
+
+
+@pytest.mark.parametrize("sizes", ["ones", "blocks"])
+def test_kv_cache_matches_full_forward_stage1(sizes: str) -> None:
+    model = stage1("SA")
+    v, inst = vocals(), vocals(seed=2)
+    src, tgt = model.source(v), model.target(inst)
+    full = model(v, inst)
+    n = tgt.codes.shape[1]
+    steps = [1] * n if sizes == "ones" else [5, 1, 1, n - 7]
+    torch.testing.assert_close(
+        incremental_logits(model.lm, src, tgt, None, steps), full, atol=1e-5, rtol=0
+    )
+
+
+def test_kv_cache_matches_full_forward_stage2() -> None:
+    model = stage2()
+    grid = ac(vocals(t=4))
+    src, mask = model.source(grid[:, :4])
+    tgt = model.target(grid[:, 4:])
+    full = model(grid[:, :4], grid[:, 4:])
+    inc = incremental_logits(model.lm, src, tgt, mask, [1] * tgt.codes.shape[1])
+    torch.testing.assert_close(inc, full, atol=1e-5, rtol=0)
+
+
+def test_greedy_generation_is_consistent_with_forward() -> None:
+    model = stage1("S").double()
+    v = vocals(b=2, t=3)
+    out = model.generate(v, params=SamplingParams(temperature=0))
+    logits = model(v, out)
+    assert torch.equal(logits.argmax(-1), model.target(out).codes)
+    # with a prompt (fed as one block through the cache), the free positions stay greedy
+    prompt = Codes(semantic=(sem(out)[:, :1] + 1) % VS, acoustic=(ac(out)[:, :, :2] + 1) % VA)
+    cont = model.generate(v, params=SamplingParams(temperature=0), prompt=prompt)
+    tgt = model.target(cont)
+    free = torch.ones_like(tgt.levels, dtype=torch.bool)
+    free[:1] = False
+    free[3 : 3 + 8] = False  # the prompt's coarse codes: 2 frames x 4 levels after 3 semantic
+    assert torch.equal(model(v, cont).argmax(-1)[:, free], tgt.codes[:, free])
+    fine_model = stage2().double()
+    fine = fine_model.generate(ac(out), params=SamplingParams(temperature=0))
+    assert torch.equal(fine_model(ac(out), fine).argmax(-1), fine_model.target(fine).codes)
+
+
+# --- layouts -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("t", [1, 2, 5])
+@pytest.mark.parametrize("q", [1, 4])
+def test_stage1_layout_round_trips(t: int, q: int) -> None:
+    sem = torch.randint(0, VS, (3, t))
+    coarse = torch.randint(0, VA, (3, q, 2 * t))
+    flat = L.stage1_target(sem, coarse)
+    assert flat.codes.shape == (3, t + 2 * t * q) and flat.levels.shape == (t + 2 * t * q,)
+    back_sem, back_coarse = L.split_stage1(flat.codes, frames=t, coarse_levels=q)
+    assert torch.equal(back_sem, sem) and torch.equal(back_coarse, coarse)
+    # semantic first, then frame 0's levels 1..q, then frame 1's
+    assert torch.equal(flat.codes[:, :t], sem)
+    assert torch.equal(flat.codes[:, t : t + q], coarse[:, :, 0])
+    assert flat.levels.tolist() == [0] * t + list(range(1, q + 1)) * 2 * t
+
+
+@pytest.mark.parametrize("u", [1, 3, 8])
+@pytest.mark.parametrize("f", [1, 8])
+def test_fine_layout_round_trips(u: int, f: int) -> None:
+    fine = torch.randint(0, VA, (2, f, u))
+    flat = L.fine_target(fine)
+    assert flat.codes.shape == (2, u * f) and flat.levels.tolist() == list(range(f)) * u
+    assert torch.equal(L.split_fine(flat.codes, f), fine)
+
+
+@pytest.mark.parametrize("t", [1, 4, 7])
+def test_stage2_chunking_round_trips(t: int) -> None:
+    model = stage2()  # chunks of 3 frames
+    x = torch.randint(0, VA, (2, 8, t))
+    chunks = model._chunks(x, fill=-1)
+    assert chunks.shape == (2 * -(-t // 3), 8, 3)
+    assert torch.equal(model._unchunk(chunks, t), x)
+
+
+@pytest.mark.parametrize("featurization", ["S", "A", "SA"])
+@pytest.mark.parametrize("t", [1, 3])
+def test_featurizations_shapes_alignment_and_round_trip(featurization: str, t: int) -> None:
+    v = vocals(b=2, t=t)
+    assert sem(v).shape[1] * 2 == ac(v).shape[2]  # T_sem * 2 == T_ac
+    flat = L.featurize(featurization, v, coarse_levels=4)
+    length = {"S": t, "A": 8 * t, "SA": 9 * t}[featurization]
+    assert flat.codes.shape == (2, length) and flat.levels.shape == (length,)
+    vocab = L.input_vocab(featurization, VS, VA, 4)
+    assert int(flat.levels.max()) < len(vocab.sizes)
+    back = L.split_featurization(featurization, flat.codes, coarse_levels=4)
+    if "S" in featurization:
+        assert torch.equal(sem(back), sem(v))
+    if "A" in featurization:
+        assert torch.equal(ac(back), ac(v)[:, :4])
+    if featurization == "SA":  # frame 0 = s[0], a[0, 1..4], a[1, 1..4]
+        first = [sem(v)[0, 0], *ac(v)[0, :4, 0], *ac(v)[0, :4, 1]]
+        assert flat.codes[0, :9].tolist() == [int(c) for c in first]
+        assert flat.levels[:9].tolist() == [0, 1, 2, 3, 4, 1, 2, 3, 4]
+
+
+# --- sampling ------------------------------------------------------------------------------------
+
+
+def test_generation_is_deterministic_under_a_seed_and_varies_across_seeds() -> None:
+    model = stage1("SA")
+    v = vocals()
+    a = model.generate(v, params=SamplingParams(seed=3))
+    b = model.generate(v, params=SamplingParams(seed=3))
+    c = model.generate(v, params=SamplingParams(seed=4))
+    assert torch.equal(sem(a), sem(b)) and torch.equal(ac(a), ac(b))
+    assert not torch.equal(ac(a), ac(c))
+    fine_model = stage2()
+    f1 = fine_model.generate(ac(a), params=SamplingParams(seed=3))
+    f2 = fine_model.generate(ac(a), params=SamplingParams(seed=3))
+    f3 = fine_model.generate(ac(a), params=SamplingParams(seed=4))
+    assert torch.equal(f1, f2) and not torch.equal(f1, f3)
+
+
+def test_takes_in_one_batch_stay_in_their_vocabularies() -> None:
+    model, fine_model = stage1("A"), stage2()
+    v = vocals(b=2, t=5)
+    out = model.generate(v, params=SamplingParams(seed=0, takes=3, top_p=0.9))
+    assert sem(out).shape == (6, 5) and ac(out).shape == (6, 4, 10)
+    assert int(sem(out).min()) >= 0 and int(sem(out).max()) < VS
+    assert int(ac(out).min()) >= 0 and int(ac(out).max()) < VA
+    assert len({tuple(r.tolist()) for r in ac(out).flatten(1)}) == 6  # takes differ
+    fine = fine_model.generate(ac(out), params=SamplingParams(seed=0, takes=2, top_k=3))
+    assert fine.shape == (12, 8, 10)
+    assert int(fine.min()) >= 0 and int(fine.max()) < VA
+
+
+def test_top_k_one_is_greedy() -> None:
+    model = stage1("S")
+    v = vocals()
+    greedy = model.generate(v, params=SamplingParams(temperature=0))
+    topk = model.generate(v, params=SamplingParams(top_k=1, seed=9, temperature=1.7))
+    assert torch.equal(sem(greedy), sem(topk))
+    assert torch.equal(ac(greedy), ac(topk))
+
+
+def test_filter_logits() -> None:
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    assert torch.isinf(filter_logits(logits, top_k=2)[0, 2:]).all()
+    kept = ~torch.isinf(filter_logits(logits, top_p=0.7))
+    assert kept.tolist() == [[True, True, False, False]]  # 0.5 < 0.7 <= 0.8
+    assert (~torch.isinf(filter_logits(logits, top_p=0.01))).sum() == 1
+
+
+def test_prompts_are_kept_and_continued() -> None:
+    model, fine_model = stage1("S"), stage2()
+    v = vocals(b=2, t=5)
+    prev = model.generate(vocals(b=2, t=2, seed=7), params=SamplingParams(seed=1))
+    out = model.generate(v, params=SamplingParams(seed=2, takes=2), prompt=prev)
+    for row in range(4):  # row b * takes + n continues prompt b
+        assert torch.equal(sem(out)[row, :2], sem(prev)[row // 2])
+        assert torch.equal(ac(out)[row, :, :4], ac(prev)[row // 2])
+    fine_prompt = torch.randint(0, VA, (4, 8, 4))
+    fine = fine_model.generate(ac(out), params=SamplingParams(seed=0), prompt=fine_prompt)
+    assert torch.equal(fine[:, :, :4], fine_prompt)
+
+
+# --- training helpers ----------------------------------------------------------------------------
+
+
+def test_loss_and_per_level_accuracy_from_streams() -> None:
+    v, inst = vocals(b=2, t=4), vocals(b=2, t=4, seed=5)
+    batch = {
+        "vocals_semantic": sem(v)[:, None],
+        "vocals_acoustic": ac(v),
+        "instrumental_semantic": sem(inst)[:, None],
+        "instrumental_acoustic": ac(inst),
+    }
+    out = stage1("SA").loss_on_streams(batch)
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    assert out.count.tolist() == [8] + [16] * 4
+    assert set(out.accuracy()) == {
+        "semantic",
+        "acoustic1",
+        "acoustic2",
+        "acoustic3",
+        "acoustic4",
+        "all",
+    }
+    out2 = stage2().loss_on_streams(batch)
+    assert out2.count.tolist() == [16] * 8  # 8 frames in chunks of 3: padding is not scored
+    assert out2.level_names[0] == "acoustic5"
+
+
+# --- release artifacts ---------------------------------------------------------------------------
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    model, fine_model = stage1("SA"), stage2()
+    v = vocals()
+    p = SamplingParams(seed=5, takes=2)
+    model.save_pretrained(tmp_path / "s1")
+    fine_model.save_pretrained(tmp_path / "s2")
+    loaded, loaded2 = (
+        Stage1Model.from_pretrained(tmp_path / "s1"),
+        Stage2Model.from_pretrained(tmp_path / "s2"),
+    )
+    assert loaded.config == model.config and loaded2.config == fine_model.config
+    a, b = model.generate(v, params=p), loaded.generate(v, params=p)
+    assert torch.equal(ac(a), ac(b))
+    assert torch.equal(fine_model.generate(ac(a), params=p), loaded2.generate(ac(a), params=p))
+    with pytest.raises(SingsongError, match="stage1"):
+        Stage2Model.from_pretrained(tmp_path / "s1")
+    Stage1Model(Stage1Config.preset("debug", dim=64, heads=2)).save_pretrained(tmp_path / "big")
+    (tmp_path / "big" / "model.safetensors").replace(tmp_path / "s1" / "model.safetensors")
+    with pytest.raises(SingsongError, match="do not fit"):
+        Stage1Model.from_pretrained(tmp_path / "s1")
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+
+def test_noise_is_deterministic_at_the_asked_snr() -> None:
+    wav = torch.sin(torch.linspace(0, 2000, 32000))[None].repeat(2, 1)
+    a = add_noise(wav, 10.0, torch.Generator().manual_seed(0))
+    b = add_noise(wav, 10.0, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)
+    snr = 10 * torch.log10(wav.pow(2).mean(-1) / (a - wav).pow(2).mean(-1))
+    assert torch.allclose(snr, torch.full((2,), 10.0), atol=0.3)
+    assert torch.equal(add_noise(torch.zeros(100), 0.0, torch.Generator()), torch.zeros(100))
+    noisy = augment_vocals(wav, torch.Generator().manual_seed(1), low=5, high=6)
+    snr = 10 * torch.log10(wav.pow(2).mean(-1) / (noisy - wav).pow(2).mean(-1))
+    assert ((snr > 4.7) & (snr < 6.3)).all()
+
+
+def test_clear_errors_on_bad_input() -> None:
+    model = stage1("SA")
+    v = vocals(b=2, t=4)
+    with pytest.raises(SingsongError, match="unknown vocal featurization"):
+        Stage1Config(featurization="X")
+    with pytest.raises(SingsongError, match="unknown vocal featurization"):
+        L.featurize("B", v, coarse_levels=4)
+    with pytest.raises(SingsongError, match="expected"):  # wrong shape
+        model.generate(Codes(semantic=sem(v)[:, None], acoustic=ac(v)), params=SamplingParams())
+    with pytest.raises(SingsongError, match="not aligned"):
+        model.generate(Codes(semantic=sem(v), acoustic=ac(v)[..., :-2]), params=SamplingParams())
+    with pytest.raises(SingsongError, match="do not match"):
+        model(v, vocals(b=2, t=3))
+    with pytest.raises(SingsongError, match="out of range"):
+        model(Codes(semantic=sem(v) + VS, acoustic=ac(v)), v)
+    with pytest.raises(SingsongError, match="empty"):
+        model(vocals(b=2, t=0), vocals(b=2, t=0))
+    with pytest.raises(SingsongError, match="vocal semantic codes are required"):
+        stage1("S").generate(Codes(acoustic=ac(v)), params=SamplingParams())
+    with pytest.raises(SingsongError, match="prompt"):
+        model.generate(v, params=SamplingParams(), prompt=vocals(b=2, t=5))
+    with pytest.raises(SingsongError, match="do not match"):
+        stage2()(ac(v)[:, :4], ac(v)[:, 4:, :-2])
+    with pytest.raises(SingsongError, match="levels"):
+        stage2().generate(ac(v)[:, :2], params=SamplingParams())
+    with pytest.raises(SingsongError, match="unknown stage-1 preset"):
+        Stage1Config.preset("huge")
+    with pytest.raises(SingsongError, match="top_p"):
+        SamplingParams(top_p=0)
+    with pytest.raises(SingsongError, match="takes"):
+        SamplingParams(takes=0)
