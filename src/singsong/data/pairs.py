@@ -162,6 +162,11 @@ class PairsWorker:
     """Makes the clips of one track; built once per worker process (it holds the separator)."""
 
     def __init__(self, config: PairsConfig) -> None:
+        import torch
+
+        # Parallelism comes from worker processes; one thread each. Several multi-threaded
+        # workers on shared cores spin against each other and run many times slower.
+        torch.set_num_threads(1)
         self.config = config
         self.separator = load_separator(config.separator, config.separator_path)
 
