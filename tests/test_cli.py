@@ -8,7 +8,7 @@ import pytest
 from singsong import __version__
 from singsong.cli import build_parser, main
 
-COMMANDS = {"demo", "songbook", "separate", "data", "semantic", "tokenize"}
+COMMANDS = {"demo", "songbook", "separate", "data", "codec", "semantic", "tokenize"}
 
 
 def test_every_command_is_registered():

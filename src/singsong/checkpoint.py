@@ -45,6 +45,7 @@ def save_pretrained(
         tensors[name] = t.contiguous()
     with atomic_path(directory / WEIGHTS_FILE) as tmp:
         save_file(tensors, str(tmp))
+        os.chmod(tmp, 0o644)  # safetensors creates the file private (0600); weights are shareable
     meta = {"kind": kind, "version": version, "config": dataclasses.asdict(config)}
     meta |= extra or {}
     with atomic_write(directory / CONFIG_FILE) as f:

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from singsong import __version__
-from singsong.cli import semantic, separate, songbook, tokenize
+from singsong.cli import codec, semantic, separate, songbook, tokenize
 from singsong.errors import SingsongError
 
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
@@ -21,6 +21,7 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     songbook.add_songbook,
     separate.add_separate,
     separate.add_data,
+    codec.add_codec,
     semantic.add_semantic,
     tokenize.add_tokenize,
 )
