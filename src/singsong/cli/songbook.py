@@ -32,6 +32,12 @@ def add_songbook(sub: argparse._SubParsersAction) -> None:
         help=f"styles to draw from (default all: {' '.join(STYLE_NAMES)})",
     )
     p.add_argument("--short", action="store_true", help="short songs (about 20 s) for quick tests")
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local process pool (default) or a Ray cluster",
+    )
     p.add_argument("--soundfont", help="General MIDI .sf2 (default: Debian's FluidR3_GM)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run_songbook)

@@ -13,17 +13,18 @@ interruption never leaves a half-written song where a reader (or the next run) w
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from singsong import SAMPLE_RATE, __version__
 from singsong.audio import atomic_write, save_audio
+from singsong.data.engine import ENGINES, run_map
 from singsong.errors import SingsongError
 from singsong.songbook.composer import STEMS, Song, compose
 from singsong.songbook.render import Renderer, find_soundfont
@@ -42,12 +43,15 @@ class SongbookConfig:
     jobs: int = 1
     short: bool = False  # short songs (about 20 s): for tests and demos
     soundfont: str | None = None
+    engine: str = "local"  # or "ray": see singsong.data.engine
 
     def __post_init__(self) -> None:
         if not self.hours > 0:
             raise SingsongError(f"--hours must be positive, got {self.hours}")
         if self.jobs < 1:
             raise SingsongError(f"--jobs must be at least 1, got {self.jobs}")
+        if self.engine not in ENGINES:
+            raise SingsongError(f"--engine must be one of {', '.join(ENGINES)}")
         if not self.styles:
             raise SingsongError("--styles needs at least one style")
         try:
@@ -99,12 +103,15 @@ def build_songbook(config: SongbookConfig, *, progress: bool = True) -> dict:
     rendered_seconds = 0.0
     start = time.perf_counter()
     bar = _progress(total=len(songs), initial=skipped, enabled=progress)
-    for song_id, seconds, error in _run(todo, out, config):
-        if error:
-            failures.append(f"{song_id}: {error}")
-            bar.write(f"failed: {song_id}: {error}")
+    items = [{"song_id": s.song_id, "seed": s.seed} for s in todo]
+    for result in run_map(
+        partial(SongWorker, config), items, engine=config.engine, jobs=config.jobs
+    ):
+        if result["error"]:
+            failures.append(f"{result['id']}: {result['error']}")
+            bar.write(f"failed: {result['id']}: {result['error']}")
         else:
-            rendered_seconds += seconds
+            rendered_seconds += result["seconds"]
         bar.update(1)
     bar.close()
     wall = time.perf_counter() - start
@@ -123,57 +130,58 @@ def build_songbook(config: SongbookConfig, *, progress: bool = True) -> dict:
     return summary
 
 
-def _run(todo: list[Song], out: Path, config: SongbookConfig) -> Iterator[tuple[str, float, str]]:
-    if config.jobs == 1 or len(todo) <= 1:
-        renderer = Renderer(soundfont=config.soundfont)
-        for song in todo:
-            yield _render_one(renderer, song, out)
-        return
-    # 'spawn' keeps workers free of the parent's threads (torch) and FluidSynth state.
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(config.jobs, initializer=_init_worker, initargs=(config.soundfont,)) as pool:
-        yield from pool.imap_unordered(_worker, [(song, out) for song in todo])
+class SongWorker:
+    """Renders one planned song into place; built once per worker process (it holds the synth).
 
+    Items carry the song's plan (index and seed), not the song: composing is deterministic and
+    cheap, so the worker writes the same song again instead of receiving it.
+    """
 
-_worker_renderer: list[Renderer] = []  # one Renderer per worker process, made by _init_worker
+    def __init__(self, config: SongbookConfig) -> None:
+        self.config = config
+        self.out = Path(config.out)
+        self.renderer = Renderer(soundfont=config.soundfont)
 
-
-def _init_worker(soundfont: str | None) -> None:
-    _worker_renderer.append(Renderer(soundfont=soundfont))
-
-
-def _worker(args: tuple[Song, Path]) -> tuple[str, float, str]:
-    song, out = args
-    return _render_one(_worker_renderer[0], song, out)
-
-
-def _render_one(renderer: Renderer, song: Song, out: Path) -> tuple[str, float, str]:
-    """Render one song into place; never raises (a failure is reported, not fatal to the run)."""
-    partial = out / ".partial" / song.song_id
-    try:
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        audio = renderer.render(song)
-        for stem in STEMS:
-            save_audio(partial / f"{stem}.flac", audio.stems[stem], SAMPLE_RATE)
-        save_audio(partial / "mixture.flac", audio.mixture, SAMPLE_RATE)
-        meta = song.meta() | {
-            "sample_rate": SAMPLE_RATE,
-            "gains_db": audio.gains_db,
-            "reverb_seconds": audio.reverb_seconds,
-            "soundfont": renderer.soundfont.name,
-            "singsong_version": __version__,
+    def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
+        song = compose(
+            item["seed"],
+            song_id=item["song_id"],
+            styles=self.config.styles,
+            short=self.config.short,
+        )
+        return {
+            "id": song.song_id,
+            "seconds": song.duration,
+            "error": self._render_into_place(song),
         }
-        with atomic_write(partial / "meta.json") as f:
-            json.dump(meta, f, indent=1)
-        final = out / song.song_id
-        if final.exists():  # a stale folder without meta.json from an older, interrupted layout
-            shutil.rmtree(final)
-        partial.rename(final)
-        return song.song_id, song.duration, ""
-    except Exception as e:
-        shutil.rmtree(partial, ignore_errors=True)
-        return song.song_id, 0.0, f"{type(e).__name__}: {e}"
+
+    def _render_into_place(self, song: Song) -> str:
+        """Never raises: a failure is reported (and the song retried next run), not fatal."""
+        partial = self.out / ".partial" / song.song_id
+        try:
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir(parents=True)
+            audio = self.renderer.render(song)
+            for stem in STEMS:
+                save_audio(partial / f"{stem}.flac", audio.stems[stem], SAMPLE_RATE)
+            save_audio(partial / "mixture.flac", audio.mixture, SAMPLE_RATE)
+            meta = song.meta() | {
+                "sample_rate": SAMPLE_RATE,
+                "gains_db": audio.gains_db,
+                "reverb_seconds": audio.reverb_seconds,
+                "soundfont": self.renderer.soundfont.name,
+                "singsong_version": __version__,
+            }
+            with atomic_write(partial / "meta.json") as f:
+                json.dump(meta, f, indent=1)
+            final = self.out / song.song_id
+            if final.exists():  # a folder without meta.json, left by an older interrupted run
+                shutil.rmtree(final)
+            partial.rename(final)
+            return ""
+        except Exception as e:
+            shutil.rmtree(partial, ignore_errors=True)
+            return f"{type(e).__name__}: {e}"
 
 
 def write_manifest(out: Path, song_ids: list[str]) -> int:
