@@ -8,7 +8,9 @@ import pytest
 from singsong import __version__
 from singsong.cli import build_parser, main
 
-COMMANDS = {"demo", "songbook", "separate", "data", "codec", "semantic", "tokenize"}
+COMMANDS = {
+    "accompany", "demo", "songbook", "separate", "data", "codec", "semantic", "tokenize",
+}  # fmt: skip
 
 
 def test_every_command_is_registered():

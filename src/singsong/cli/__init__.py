@@ -13,10 +13,11 @@ import sys
 from collections.abc import Callable, Sequence
 
 from singsong import __version__
-from singsong.cli import codec, semantic, separate, songbook, tokenize
+from singsong.cli import accompany, codec, semantic, separate, songbook, tokenize
 from singsong.errors import SingsongError
 
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    accompany.add_accompany,
     songbook.add_demo,
     songbook.add_songbook,
     separate.add_separate,

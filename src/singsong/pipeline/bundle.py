@@ -1,0 +1,237 @@
+"""A model bundle: the four release artifacts the pipeline needs, plus its own settings.
+
+Layout of a bundle folder ``MODEL_DIR``::
+
+    MODEL_DIR/singsong.json    {"kind": "singsong-bundle", "version", "config", "tokenizers"}
+    MODEL_DIR/semantic/        semantic tokenizer (config.json + model.safetensors)
+    MODEL_DIR/codec/           acoustic codec
+    MODEL_DIR/stage1/          vocals -> instrumental semantic + coarse codes
+    MODEL_DIR/stage2/          coarse -> fine codes
+
+``singsong.json`` records the tokenizer versions the stages were trained on: codes only mean
+something to the tokenizer that wrote them, so a bundle whose folders were mixed up refuses to
+load instead of generating noise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from singsong import SAMPLE_RATE
+from singsong.audio import atomic_write
+from singsong.errors import SingsongError
+from singsong.models import Stage1Config, Stage1Model, Stage2Config, Stage2Model
+from singsong.models.codes import FEATURIZATIONS
+from singsong.models.noise import INFERENCE_SNR_DB
+from singsong.tokenizers.codec import Codec, CodecConfig, CodecTokenizer
+from singsong.tokenizers.semantic import MusicFeatures, SemanticConfig, SemanticTokenizer
+
+__all__ = ["BUNDLE_FILE", "BundleConfig", "Components", "debug_components", "save_bundle"]
+
+BUNDLE_FILE = "singsong.json"
+BUNDLE_KIND = "singsong-bundle"
+BUNDLE_VERSION = "1"
+SEMANTIC_HOP = 640  # 25 Hz at 16 kHz: windows start and end on semantic frames
+MAX_SECONDS = 600.0
+"""Default limit on the input length (10 minutes): generation time grows linearly with it."""
+
+
+@dataclass(frozen=True)
+class BundleConfig:
+    """Pipeline settings stored in ``singsong.json``.
+
+    Attributes:
+        featurization: stage 1's vocal input (``S``, ``A`` or ``SA``); must match stage 1.
+        temperature, top_k, top_p: default sampling settings (a call may override them).
+        inference_snr_db: white noise added to the vocals before tokenizing, as at training
+            time (SingSong adds it at inference too); ``None`` adds none.
+        vocal_lufs: loudness the vocals are brought to before tokenizing (the tokenizers'
+            training level) and in the mix.
+        instrumental_gain_db: loudness of the instrumental in the mix relative to the vocals.
+        window_seconds, overlap_seconds: long inputs are generated window by window; each window
+            continues from the last ``overlap_seconds`` of the previous one (whole 40 ms frames).
+        max_seconds: longest accepted input.
+    """
+
+    featurization: str = "S"
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    inference_snr_db: float | None = INFERENCE_SNR_DB
+    vocal_lufs: float = -20.0
+    instrumental_gain_db: float = 0.0
+    window_seconds: float = 10.0
+    overlap_seconds: float = 4.0
+    max_seconds: float = MAX_SECONDS
+
+    def __post_init__(self) -> None:
+        if self.featurization not in FEATURIZATIONS:
+            raise SingsongError(f"unknown featurization {self.featurization!r}")
+        window, overlap = self.window_frames, self.overlap_frames
+        if not 0 <= overlap < window:
+            raise SingsongError(
+                f"overlap ({self.overlap_seconds} s) must be shorter than the window "
+                f"({self.window_seconds} s)"
+            )
+        if not self.max_seconds > 0:
+            raise SingsongError(f"max_seconds must be positive, got {self.max_seconds}")
+
+    @staticmethod
+    def _frames(seconds: float, name: str) -> int:
+        frames = seconds * SAMPLE_RATE / SEMANTIC_HOP
+        if abs(frames - round(frames)) > 1e-6:
+            raise SingsongError(f"{name} {seconds} s is not a whole number of 40 ms frames")
+        return round(frames)
+
+    @property
+    def window_frames(self) -> int:
+        """Window length in semantic frames (25 Hz)."""
+        return self._frames(self.window_seconds, "window_seconds")
+
+    @property
+    def overlap_frames(self) -> int:
+        return self._frames(self.overlap_seconds, "overlap_seconds")
+
+
+@dataclass(frozen=True, eq=False)
+class Components:
+    """Everything a pipeline runs: two tokenizers, two stage models and the settings."""
+
+    semantic: SemanticTokenizer
+    codec: CodecTokenizer
+    stage1: Stage1Model
+    stage2: Stage2Model
+    config: BundleConfig
+
+    def check(self) -> Components:
+        """Raise if the parts do not fit together (vocabularies, levels, featurization)."""
+        c1, c2, cfg = self.stage1.config, self.stage2.config, self.config
+        problems = []
+        if c1.featurization != cfg.featurization:
+            problems.append(
+                f"stage 1 reads {c1.featurization}, the bundle says {cfg.featurization}"
+            )
+        if c1.semantic_codebook_size != self.semantic.codebook_size:
+            problems.append("stage 1's semantic vocabulary differs from the semantic tokenizer's")
+        sizes = {c1.acoustic_codebook_size, c2.acoustic_codebook_size, self.codec.codebook_size}
+        if len(sizes) != 1:
+            problems.append("the stages' acoustic vocabularies differ from the codec's")
+        if c1.coarse_levels != c2.coarse_levels:
+            problems.append("stage 1 and stage 2 disagree on the number of coarse levels")
+        if c2.coarse_levels + c2.fine_levels > self.codec.num_codebooks:
+            problems.append(f"the codec has only {self.codec.num_codebooks} levels")
+        if (self.semantic.hop_length, self.codec.hop_length) != (SEMANTIC_HOP, SEMANTIC_HOP // 2):
+            problems.append("tokenizer hops must be 640 (semantic) and 320 (codec) samples")
+        if problems:
+            raise SingsongError("inconsistent model bundle: " + "; ".join(problems))
+        return self
+
+
+def save_bundle(components: Components, directory: str | os.PathLike[str]) -> Path:
+    """Write a bundle folder (each artifact atomically; ``singsong.json`` last)."""
+    folder = Path(directory)
+    components.check()
+    components.semantic.save_pretrained(folder / "semantic")
+    components.codec.save_pretrained(folder / "codec")
+    components.stage1.save_pretrained(folder / "stage1")
+    components.stage2.save_pretrained(folder / "stage2")
+    meta = {
+        "kind": BUNDLE_KIND,
+        "version": BUNDLE_VERSION,
+        "config": asdict(components.config),
+        "tokenizers": {"semantic": components.semantic.version, "codec": components.codec.version},
+    }
+    with atomic_write(folder / BUNDLE_FILE) as f:
+        json.dump(meta, f, indent=1)
+    return folder
+
+
+def load_bundle(directory: str | os.PathLike[str]) -> Components:
+    """Read a bundle folder written by :func:`save_bundle` (strict: every part must fit)."""
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise SingsongError(
+            f"model folder not found: {folder} (give a bundle folder, or 'debug' for the "
+            "untrained test model)"
+        )
+    path = folder / BUNDLE_FILE
+    if not path.is_file():
+        raise SingsongError(f"{folder} is not a singsong model bundle (no {BUNDLE_FILE})")
+    try:
+        meta: dict[str, Any] = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SingsongError(f"broken {path}: {e}") from None
+    if meta.get("kind") != BUNDLE_KIND or meta.get("version") != BUNDLE_VERSION:
+        raise SingsongError(
+            f"{path} is a {meta.get('kind')!r} file of version {meta.get('version')!r}; this "
+            f"singsong reads {BUNDLE_KIND!r} version {BUNDLE_VERSION!r}"
+        )
+    known = {f.name for f in fields(BundleConfig)}
+    raw = meta.get("config")
+    if not isinstance(raw, dict) or set(raw) - known:
+        raise SingsongError(f"{path}: bad config (known fields: {sorted(known)})")
+    config = BundleConfig(**raw)
+    parts = Components(
+        semantic=SemanticTokenizer.from_pretrained(folder / "semantic"),
+        codec=CodecTokenizer.from_pretrained(folder / "codec"),
+        stage1=Stage1Model.from_pretrained(folder / "stage1"),
+        stage2=Stage2Model.from_pretrained(folder / "stage2"),
+        config=config,
+    )
+    recorded = meta.get("tokenizers", {})
+    for name, tok in (("semantic", parts.semantic), ("codec", parts.codec)):
+        if recorded.get(name) != tok.version:
+            raise SingsongError(
+                f"{folder}: the stages were trained on {name} tokenizer {recorded.get(name)!r} "
+                f"but {folder / name} holds {tok.version!r}"
+            )
+    return parts.check()
+
+
+def _synthetic(seconds: float, generator: torch.Generator) -> torch.Tensor:
+    """A few tones and noise [1, N]: statistics for the debug tokenizers."""
+    t = torch.arange(round(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    f0 = 110.0 * 2 ** (torch.floor(t * 4) / 12)  # a rising scale, 4 notes a second
+    wav = 0.3 * torch.sin(2 * torch.pi * f0 * t) + 0.02 * torch.randn(t.shape, generator=generator)
+    return wav[None]
+
+
+def debug_components(*, seed: int = 0, **config: Any) -> Components:
+    """A tiny bundle with random weights (for tests and ``--model debug``): it runs the whole
+    pipeline in about a second per 10 s window on a CPU, and sounds like nothing.
+
+    ``config`` overrides :class:`BundleConfig` fields (e.g. short windows for fast tests).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    wav = _synthetic(2.0, generator)
+    # semantic: real music features, statistics of the synthetic signal, random centroids
+    extractor = MusicFeatures()
+    frames = extractor(wav)[0]  # [T, D]
+    dim = extractor.dim
+    semantic = SemanticTokenizer(
+        config=SemanticConfig(codebook_size=1024, dim=dim),
+        centroids=0.3 * torch.randn(1024, dim, generator=generator),
+        mean=frames.mean(0),
+        std=frames.std(0).clamp(min=1e-3),
+        extractor=extractor,
+    )
+    featurization = config.get("featurization", "S")
+    with torch.random.fork_rng(devices=[]):  # module init draws from the global RNG
+        torch.manual_seed(seed)
+        codec_model = Codec(CodecConfig.preset("debug")).train()
+        codec_model(wav[:, : wav.shape[1] // 320 * 320])  # k-means start of the codebooks
+        stage1 = Stage1Model(Stage1Config.preset("debug", featurization=featurization))
+        stage2 = Stage2Model(Stage2Config.preset("debug"))
+    return Components(
+        semantic=semantic,
+        codec=CodecTokenizer(codec_model.eval()),
+        stage1=stage1.eval(),
+        stage2=stage2.eval(),
+        config=BundleConfig(**config),
+    ).check()
