@@ -9,7 +9,7 @@ from singsong import __version__
 from singsong.cli import build_parser, main
 
 COMMANDS = {
-    "accompany", "demo", "songbook", "separate", "data", "codec", "semantic", "tokenize",
+    "accompany", "demo", "songbook", "separate", "data", "codec", "semantic", "tokenize", "train",
 }  # fmt: skip
 
 

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from singsong import __version__
-from singsong.cli import accompany, codec, semantic, separate, songbook, tokenize
+from singsong.cli import accompany, codec, semantic, separate, songbook, tokenize, train
 from singsong.errors import SingsongError
 
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
@@ -25,6 +25,7 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     codec.add_codec,
     semantic.add_semantic,
     tokenize.add_tokenize,
+    train.add_train,
 )
 
 

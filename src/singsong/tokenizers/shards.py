@@ -196,7 +196,7 @@ def _rows_hash(clips: Sequence[Clip], streams: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -258,7 +258,7 @@ def tokenize_manifest(
     settings: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION}
     settings |= {"tokenizers": infos, "streams": streams}
     if (out / TOKENS_FILE).is_file():  # resuming: the folder must hold the same kind of tokens
-        old = _read_json(out / TOKENS_FILE)
+        old = read_json(out / TOKENS_FILE)
         diff = _differences(old, settings)
         if diff:
             raise SingsongError(
@@ -304,7 +304,7 @@ def tokenize_manifest(
     kept: list[dict[str, Any]] = []
     failures: list[dict[str, str]] = []
     for name in names:
-        done = _read_json(out / name / INDEX_FILE)
+        done = read_json(out / name / INDEX_FILE)
         kept += [
             {"id": r["id"], "shard": name, "provenance": by_id[r["id"]]} for r in done["clips"]
         ]
@@ -340,6 +340,6 @@ def _finished(shard: Path, rows_sha256: str, infos: dict[str, Any]) -> bool:
     """A shard is done when it was written for these rows and tokenizers without failures."""
     if not (shard / INDEX_FILE).is_file():
         return False
-    index = _read_json(shard / INDEX_FILE)
+    index = read_json(shard / INDEX_FILE)
     same = index.get("rows_sha256") == rows_sha256 and index.get("tokenizers") == infos
     return same and not index.get("failed")

@@ -24,7 +24,7 @@ from singsong.tokenizers.shards import (
     INDEX_FILE,
     ROLES,
     TOKENS_FILE,
-    _read_json,
+    read_json,
 )
 
 __all__ = ["TokenDataset", "TokenWindows"]
@@ -46,7 +46,7 @@ class TokenDataset:
         path = self.folder / TOKENS_FILE
         if not path.is_file():
             raise SingsongError(f"not a token folder (no {TOKENS_FILE}): {self.folder}")
-        meta = _read_json(path)
+        meta = read_json(path)
         if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
             raise SingsongError(
                 f"{path} is not a {FORMAT} v{FORMAT_VERSION} file "
@@ -79,7 +79,7 @@ class TokenDataset:
         # per clip: (shard number, {stream: (first frame, frames)})
         self._where: list[tuple[int, dict[str, tuple[int, int]]]] = []
         for n, name in enumerate(self.shards):
-            index = _read_json(self.folder / name / INDEX_FILE)
+            index = read_json(self.folder / name / INDEX_FILE)
             if index.get("tokenizers") != meta["tokenizers"]:
                 raise SingsongError(f"{self.folder / name} was written by other tokenizers")
             start = dict.fromkeys(self.streams, 0)

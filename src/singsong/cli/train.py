@@ -1,0 +1,73 @@
+"""``singsong train stage1|stage2``: train a stage model on a token folder.
+
+Multi-GPU / multi-node: launch the same command under torchrun, e.g.
+``torchrun --nproc_per_node 8 -m singsong.cli.train stage1 --config small --tokens T --out R``
+(``--batch-size`` stays the global batch; it is split over the processes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from singsong.cli.args import positive_int
+from singsong.errors import SingsongError
+
+
+def add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train stage 1 (vocals -> semantic + coarse) or stage 2 (coarse -> fine)",
+        description="Train a stage model on token windows; RUN_DIR gets checkpoint.pt, log.csv, "
+        "curves.png and, at the end, release/ (the model for `singsong accompany`).",
+    )
+    p.add_argument("stage", choices=("stage1", "stage2"))
+    p.add_argument(
+        "--config",
+        default="small",
+        help="a preset (debug, small) or a JSON file {'model': {...}, 'train': {...}}",
+    )
+    p.add_argument("--tokens", type=Path, required=True, help="token folder (singsong tokenize)")
+    p.add_argument("--valid", type=Path, help="validation token folder (default: --tokens)")
+    p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder")
+    p.add_argument("--steps", type=positive_int, help="override the config's total steps")
+    p.add_argument("--batch-size", type=positive_int, help="override the global batch size")
+    p.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: CUDA if any)")
+    p.add_argument("--resume", action="store_true", help="continue RUN_DIR/checkpoint.pt")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from singsong.training import load_run_config, train_stage
+
+    run = load_run_config(args.stage, args.config)
+    overrides = {"steps": args.steps, "batch_size": args.batch_size}
+    if overrides := {k: v for k, v in overrides.items() if v is not None}:
+        run = replace(run, train=replace(run.train, **overrides))
+    release = train_stage(
+        run, tokens=args.tokens, out=args.out, valid_tokens=args.valid, resume=args.resume,
+        device=args.device, progress=not args.no_progress,
+    )  # fmt: skip
+    print(f"{args.stage} released to {release}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m singsong.cli.train STAGE ...`` (what torchrun launches): the ``train``
+    command alone, with the same error handling as ``singsong``."""
+    parser = argparse.ArgumentParser(prog="singsong")
+    add_train(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return int(args.run(args))
+    except SingsongError as e:
+        print(f"singsong train: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,225 @@
+"""Training configuration (a frozen :class:`TrainConfig`, run presets per stage) and the builder
+:func:`train_stage` that turns a run config and a token folder into a trained model.
+
+A *run config* pairs a model config (``Stage1Config`` / ``Stage2Config``) with a
+:class:`TrainConfig`. It comes from a preset name (``debug``, ``small``) or a JSON file::
+
+    {"model": {"preset": "small", "dim": 384}, "train": {"steps": 50000, "lr": 3e-4}}
+
+where ``model.preset`` (default ``small``) names the base model preset and the other keys
+override its fields, and ``train`` overrides the same preset's :class:`TrainConfig`. Unknown
+keys are errors, not silently ignored (see STYLE.md, "config with no schema").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from singsong.errors import SingsongError
+from singsong.models.stage1 import Stage1Config
+from singsong.models.stage2 import Stage2Config
+from singsong.tokenizers.base import TokenizerInfo
+from singsong.tokenizers.shards import TOKENS_FILE, read_json
+
+__all__ = ["STAGES", "TRAIN_PRESETS", "RunConfig", "TrainConfig", "load_run_config", "train_stage"]
+
+Precision = Literal["fp32", "bf16"]
+STAGES = ("stage1", "stage2")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and bookkeeping of one training run. Defaults = the ``small`` preset."""
+
+    steps: int = 20_000
+    batch_size: int = 32  # global: split evenly across DDP ranks
+    window_seconds: float = 10.0  # a multiple of the tokenizers' common tick (1/25 s usually)
+    lr: float = 3e-4
+    warmup_steps: int = 1000
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio at ``steps``
+    weight_decay: float = 0.1  # on matrices only; norms/biases/embeddings are not decayed
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = 1.0  # max global grad norm; 0 disables clipping
+    eval_every: int = 500
+    eval_batches: int = 20  # per rank
+    checkpoint_every: int = 500
+    log_every: int = 10
+    seed: int = 0
+    precision: Precision = "bf16"  # bf16 autocast where the device supports it, else fp32
+    num_workers: int = 2
+
+    def __post_init__(self) -> None:
+        positive = ("steps", "batch_size", "eval_every", "eval_batches", "checkpoint_every")
+        for name in (*positive, "log_every"):
+            if getattr(self, name) < 1:
+                raise SingsongError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not (self.window_seconds > 0 and math.isfinite(self.window_seconds)):
+            raise SingsongError(f"window_seconds must be positive, got {self.window_seconds}")
+        if not self.lr > 0:
+            raise SingsongError(f"lr must be positive, got {self.lr}")
+        if self.warmup_steps < 0 or self.num_workers < 0:
+            raise SingsongError("warmup_steps and num_workers must be >= 0")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise SingsongError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.weight_decay < 0 or self.grad_clip < 0:
+            raise SingsongError("weight_decay and grad_clip must be >= 0")
+        if self.precision not in ("fp32", "bf16"):
+            raise SingsongError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise SingsongError(f"betas must be two numbers in [0, 1), got {self.betas}")
+        object.__setattr__(self, "betas", tuple(self.betas))  # JSON gives a list
+
+    def lr_factor(self, step: int) -> float:
+        """Multiplier of ``lr`` for optimizer step ``step`` (0-based): linear warm-up, cosine."""
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        span = max(self.steps - self.warmup_steps, 1)
+        progress = min((step - self.warmup_steps) / span, 1.0)
+        cosine = 0.5 * (1 + math.cos(math.pi * progress))
+        return self.min_lr_ratio + (1 - self.min_lr_ratio) * cosine
+
+
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    # seconds on a laptop CPU: short windows, no workers, fp32
+    "debug": TrainConfig(
+        steps=50,
+        batch_size=4,
+        window_seconds=0.4,
+        lr=2e-3,
+        warmup_steps=5,
+        eval_every=25,
+        eval_batches=2,
+        checkpoint_every=25,
+        log_every=5,
+        precision="fp32",
+        num_workers=0,
+    ),
+    "small": TrainConfig(),
+}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What ``singsong train`` needs besides data: the stage, its model config, the schedule."""
+
+    stage: str
+    model: Stage1Config | Stage2Config
+    train: TrainConfig
+
+
+def _override(cls: type[Any], base: Any, values: dict[str, Any], where: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    if unknown := sorted(set(values) - known):
+        raise SingsongError(f"{where}: unknown {cls.__name__} fields {unknown}")
+    try:
+        return replace(base, **values)
+    except TypeError as e:
+        raise SingsongError(f"{where}: {e}") from None
+
+
+def load_run_config(stage: str, spec: str | os.PathLike[str]) -> RunConfig:
+    """``spec`` = a preset name (``debug``, ``small``) or a JSON file (see the module doc)."""
+    if stage not in STAGES:
+        raise SingsongError(f"unknown stage {stage!r}; choose one of {list(STAGES)}")
+    model_cls: type[Stage1Config] | type[Stage2Config] = (
+        Stage1Config if stage == "stage1" else Stage2Config
+    )
+    if str(spec) in TRAIN_PRESETS:
+        name = str(spec)
+        return RunConfig(stage, model_cls.preset(name), TRAIN_PRESETS[name])
+    path = Path(spec)
+    if not path.is_file():
+        raise SingsongError(
+            f"--config {spec!r} is neither a preset ({list(TRAIN_PRESETS)}) nor a JSON file"
+        )
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SingsongError(f"cannot read {path}: {e}") from None
+    if not isinstance(data, dict) or set(data) - {"model", "train"}:
+        raise SingsongError(f"{path}: expected an object with keys 'model' and/or 'train'")
+    model = dict(data.get("model") or {})
+    name = str(model.pop("preset", "small"))
+    train_base = TRAIN_PRESETS.get(name, TRAIN_PRESETS["small"])
+    model_cfg = model_cls.preset(name, **model)  # checks names and values
+    train_cfg = _override(TrainConfig, train_base, dict(data.get("train") or {}), str(path))
+    return RunConfig(stage, model_cfg, train_cfg)
+
+
+def _token_infos(folder: Path) -> dict[str, TokenizerInfo]:
+    """The tokenizers a token folder records (the run trusts the folder it is given; models
+    are then sized to its vocabularies)."""
+    meta = read_json(folder / TOKENS_FILE) if (folder / TOKENS_FILE).is_file() else None
+    if meta is None or not isinstance(meta.get("tokenizers"), dict):
+        raise SingsongError(f"not a token folder (no {TOKENS_FILE}): {folder}")
+    return {role: TokenizerInfo(**info) for role, info in meta["tokenizers"].items()}
+
+
+def train_stage(
+    run: RunConfig,
+    *,
+    tokens: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    valid_tokens: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    device: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train ``run.stage`` on a token folder (see ``singsong train``); -> the release folder.
+
+    The model's codebook sizes are taken from the folder's tokenizers. Without
+    ``valid_tokens`` the training folder is also validated on (in order, not shuffled), which
+    measures fitting, not generalisation. ``device``: default CUDA if available, else CPU.
+    """
+    import torch
+
+    from singsong.models.stage1 import Stage1Model
+    from singsong.models.stage2 import Stage2Model
+    from singsong.tokenizers.token_dataset import TokenDataset
+    from singsong.training.trainer import RELEASE_DIR, Trainer, init_distributed
+
+    rank, world = init_distributed(device)
+    infos = _token_infos(Path(tokens))
+    if "acoustic" not in infos:
+        raise SingsongError(f"{tokens} has no acoustic tokens")
+    acoustic = infos["acoustic"]
+    torch.manual_seed(run.train.seed)  # reproducible initial weights
+    model: Stage1Model | Stage2Model
+    if isinstance(run.model, Stage1Config):
+        if "semantic" not in infos:
+            raise SingsongError(f"{tokens} has no semantic tokens (stage 1 needs them)")
+        expect = {"semantic": infos["semantic"], "acoustic": acoustic}
+        config1 = replace(run.model, semantic_codebook_size=infos["semantic"].codebook_size,
+                          acoustic_codebook_size=acoustic.codebook_size)  # fmt: skip
+        needed = config1.coarse_levels
+        model = Stage1Model(config1)
+    else:
+        assert isinstance(run.model, Stage2Config)
+        expect = {"acoustic": acoustic}
+        config2 = replace(run.model, acoustic_codebook_size=acoustic.codebook_size)
+        needed = config2.coarse_levels + config2.fine_levels
+        model = Stage2Model(config2)
+    if acoustic.num_codebooks < needed:
+        raise SingsongError(
+            f"{tokens} has {acoustic.num_codebooks} acoustic levels; {run.stage} needs {needed}"
+        )
+    cfg = run.train
+    train_set = TokenDataset(tokens, expect=expect)
+    valid_set = TokenDataset(valid_tokens, expect=expect) if valid_tokens else train_set
+    kw = {"seconds": cfg.window_seconds, "rank": rank, "world_size": world}
+    trainer = Trainer(
+        model=model,
+        config=cfg,
+        train_data=train_set.windows(seed=cfg.seed, shuffle=True, **kw),  # type: ignore[arg-type]
+        valid_data=valid_set.windows(seed=cfg.seed, shuffle=False, **kw),  # type: ignore[arg-type]
+        run_dir=out,
+        device=device,
+        progress=progress,
+    )
+    trainer.fit(resume=resume)
+    return Path(out) / RELEASE_DIR
