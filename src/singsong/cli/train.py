@@ -48,10 +48,19 @@ def run_train(args: argparse.Namespace) -> int:
     overrides = {"steps": args.steps, "batch_size": args.batch_size}
     if overrides := {k: v for k, v in overrides.items() if v is not None}:
         run = replace(run, train=replace(run.train, **overrides))
-    release = train_stage(
-        run, tokens=args.tokens, out=args.out, valid_tokens=args.valid, resume=args.resume,
-        device=args.device, progress=not args.no_progress,
-    )  # fmt: skip
+    import torch.distributed as dist
+
+    try:
+        release = train_stage(
+            run, tokens=args.tokens, out=args.out, valid_tokens=args.valid, resume=args.resume,
+            device=args.device, progress=not args.no_progress,
+        )  # fmt: skip
+        if dist.is_initialized():
+            dist.barrier()  # rank 0 writes the release: nobody leaves before it is done
+    finally:
+        # Leaving with the process group alive aborts gloo's threads at exit (SIGABRT).
+        if dist.is_initialized():
+            dist.destroy_process_group()
     print(f"{args.stage} released to {release}")
     return 0
 
