@@ -6,36 +6,9 @@ import argparse
 import os
 from pathlib import Path
 
-from singsong.cli.args import positive_int
+from singsong.cli.args import non_negative_float, non_negative_int, positive_int, unit_interval
 
 MODEL_ENV = "SINGSONG_MODEL"
-
-
-def _temperature(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _top_p(text: str) -> float:
-    value = _temperature(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
-    return value
-
-
-def _top_k(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 (0 = off), got {text}")
-    return value
 
 
 def add_accompany(sub: argparse._SubParsersAction) -> None:
@@ -52,9 +25,9 @@ def add_accompany(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--takes", type=positive_int, default=1, help="accompaniments (default 1)")
     p.add_argument("--seed", type=int, default=0, help="same seed, same takes (default 0)")
-    p.add_argument("--temperature", type=_temperature, help="default: the model's")
-    p.add_argument("--top-k", type=_top_k, help="0 = off; default: the model's")
-    p.add_argument("--top-p", type=_top_p, help="1 = off; default: the model's")
+    p.add_argument("--temperature", type=non_negative_float, help="default: the model's")
+    p.add_argument("--top-k", type=non_negative_int, help="0 = off; default: the model's")
+    p.add_argument("--top-p", type=unit_interval, help="1 = off; default: the model's")
     p.add_argument(
         "--model",
         default=os.environ.get(MODEL_ENV),

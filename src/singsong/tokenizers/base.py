@@ -53,7 +53,7 @@ class Tokenizer(ABC):
 
     @property
     def frame_rate(self) -> float:
-        return self.sample_rate / self.hop_length
+        return self.info.frame_rate
 
     @property
     def info(self) -> TokenizerInfo:
