@@ -10,6 +10,7 @@ from singsong.cli import build_parser, main
 
 COMMANDS = {
     "accompany", "demo", "songbook", "separate", "data", "codec", "semantic", "tokenize", "train",
+    "bundle", "serve", "study",
 }  # fmt: skip
 
 

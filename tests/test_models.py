@@ -271,13 +271,23 @@ def test_prompts_are_kept_and_continued() -> None:
 
 def test_loss_and_per_level_accuracy_from_streams() -> None:
     v, inst = vocals(b=2, t=4), vocals(b=2, t=4, seed=5)
+    noisy = vocals(b=2, t=4, seed=9)
     batch = {
         "vocals_semantic": sem(v)[:, None],
         "vocals_acoustic": ac(v),
+        "vocals_noisy_semantic": sem(noisy)[:, None],
+        "vocals_noisy_acoustic": ac(noisy),
         "instrumental_semantic": sem(inst)[:, None],
         "instrumental_acoustic": ac(inst),
     }
     out = stage1("SA").loss_on_streams(batch)
+    # the default model reads the noisy vocals, a vocal_noise=False one the clean vocals
+    clean = stage1("SA", vocal_noise=False)
+    assert torch.equal(out.loss, stage1("SA").loss(noisy, inst).loss)
+    assert torch.equal(clean.loss_on_streams(batch).loss, clean.loss(v, inst).loss)
+    assert not torch.equal(out.loss, clean.loss_on_streams(batch).loss)
+    with pytest.raises(SingsongError, match="no vocals_noisy"):
+        stage1("SA").loss_on_streams({k: x for k, x in batch.items() if "noisy" not in k})
     assert out.loss.ndim == 0 and torch.isfinite(out.loss)
     assert out.count.tolist() == [8] + [16] * 4
     assert set(out.accuracy()) == {

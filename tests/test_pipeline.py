@@ -281,3 +281,31 @@ def test_concurrent_calls_match_sequential(acc: Accompanist) -> None:
         together = list(pool.map(lambda kw: acc.accompany(wav, SR, **kw).takes[0].mix, settings))
     for a, b in zip(alone, together, strict=True):
         assert np.array_equal(a, b)
+
+
+def test_assemble_bundle_checks_the_stages_tokenizers(parts: Components, tmp_path: Path) -> None:
+    from singsong.cli import main
+
+    src = save_bundle(parts, tmp_path / "parts")
+    args = ["bundle", "--semantic", str(src / "semantic"), "--codec", str(src / "codec")]
+    args += ["--stage1", str(src / "stage1"), "--stage2", str(src / "stage2")]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 2  # no tokenizers.json: refused
+    infos = {"semantic": parts.semantic.info.to_dict(), "acoustic": parts.codec.info.to_dict()}
+    (src / "stage1" / "tokenizers.json").write_text(json.dumps(infos))
+    (src / "stage2" / "tokenizers.json").write_text(json.dumps({"acoustic": infos["acoustic"]}))
+    assert main([*args, "--out", str(tmp_path / "b"), "--window", "2", "--overlap", "0.8"]) == 0
+    made = load_bundle(tmp_path / "b")
+    assert made.config.window_seconds == 2.0 and made.config.featurization == "S"
+    assert made.config.inference_snr_db == parts.stage1.config.inference_snr_db
+    assert main([*args, "--out", str(tmp_path / "h"), "--fp16"]) == 0
+    size = {d: (tmp_path / d / "stage1" / "model.safetensors").stat().st_size for d in "bh"}
+    assert size["h"] < 0.6 * size["b"]
+    a = Accompanist(load_bundle(tmp_path / "h")).accompany(np.zeros(SR, np.float32) + 0.1, SR)
+    assert len(a.takes[0].instrumental) == SR
+    other = dict(infos["acoustic"], version="other")
+    (src / "stage2" / "tokenizers.json").write_text(json.dumps({"acoustic": other}))
+    with pytest.raises(SingsongError, match="stage2 was trained on acoustic codes"):
+        from singsong.pipeline.bundle import assemble_bundle
+
+        assemble_bundle(semantic=src / "semantic", codec=src / "codec", stage1=src / "stage1",
+                        stage2=src / "stage2", out=tmp_path / "c")  # fmt: skip

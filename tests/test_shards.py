@@ -301,3 +301,50 @@ def test_cli(
     assert summary["tokenized"] == 2 and summary["failed"] == 0 and summary["shards_written"] == 2
     ds = TokenDataset(tmp_path / "t", expect=expect())
     assert ds[0]["vocals_acoustic"].shape[0] == 2
+
+
+def test_noisy_vocal_streams_and_splits(tmp_path: Path) -> None:
+    rows = []
+    make_manifest(tmp_path, songs=2)
+    for song, (kind, track) in enumerate([("mir1k", "Ani_1_01"), ("songbook", "s0-00001")]):
+        pair = {
+            "vocals": f"audio/s{song}-vocals.wav",
+            "instrumental": f"audio/s{song}-instrumental.wav",
+        }
+        rows.append({"id": f"c{song}", **pair, "source_kind": kind, "track": track})
+    manifest = make_manifest(tmp_path, rows)
+    spec = shards.NoiseSpec((10.0, 30.0), seed=0)
+    run(manifest, tmp_path / "a", noise=spec)
+    run(manifest, tmp_path / "b", noise=spec)
+    meta = json.loads((tmp_path / "a" / "tokens.json").read_text())
+    assert meta["streams"]["vocals_noisy_acoustic"]["noise_snr_db"] == [10.0, 30.0]
+    a, b = (TokenDataset(tmp_path / d, expect=expect()) for d in ("a", "b"))
+    for i in range(2):
+        assert all(torch.equal(a[i][s], b[i][s]) for s in a.streams)  # same seed, same codes
+        noisy, clean = a[i]["vocals_noisy_acoustic"], a[i]["vocals_acoustic"]
+        assert noisy.shape == clean.shape and not torch.equal(noisy, clean)
+    # the noise depends on the clip id, not on what else the manifest holds
+    (tmp_path / "x").mkdir()
+    only = make_manifest(
+        tmp_path / "x", [rows[1] | {k: f"../{rows[1][k]}" for k in ("vocals", "instrumental")}]
+    )
+    run(only, tmp_path / "c", noise=spec)
+    c = TokenDataset(tmp_path / "c", expect=expect())
+    assert torch.equal(c.clip("c1")["vocals_noisy_acoustic"], a.clip("c1")["vocals_noisy_acoustic"])
+    # splits: MIR-1K singer Ani is held out; songbook song 1 is a training song
+    run(manifest, tmp_path / "valid", split="valid")
+    assert TokenDataset(tmp_path / "valid", expect=expect()).ids == ["c0"]
+    run(manifest, tmp_path / "train", split="train")
+    assert TokenDataset(tmp_path / "train", expect=expect()).ids == ["c1"]
+    (tmp_path / "y").mkdir()
+    with pytest.raises(SingsongError, match="source_kind"):
+        run(make_manifest(tmp_path / "y", songs=1), tmp_path / "d", split="train")
+    with pytest.raises(SingsongError, match="SNR range"):
+        shards.NoiseSpec((30.0, 10.0))
+
+
+def test_cli_default_noise_is_the_training_range() -> None:
+    from singsong.cli.tokenize import DEFAULT_NOISE_SNR_DB
+    from singsong.models.noise import TRAIN_SNR_DB
+
+    assert DEFAULT_NOISE_SNR_DB == TRAIN_SNR_DB

@@ -17,6 +17,7 @@ import torch
 from singsong import SAMPLE_RATE
 from singsong.cli.train import main as train_main
 from singsong.errors import SingsongError
+from singsong.models.noise import TRAIN_SNR_DB
 from singsong.models.stage1 import Stage1Config, Stage1Model
 from singsong.models.stage2 import Stage2Model
 from singsong.tokenizers.base import TokenizerInfo
@@ -30,15 +31,27 @@ ACOUSTIC = TokenizerInfo("fake-acoustic", "1", SAMPLE_RATE, 320, 12, VOCAB)  # 5
 EXPECT = {"semantic": SEMANTIC, "acoustic": ACOUSTIC}
 
 
-def make_tokens(folder: Path, *, clips: int = 8, seconds: float = 2.0, seed: int = 0) -> Path:
+def make_tokens(
+    folder: Path,
+    *,
+    clips: int = 8,
+    seconds: float = 2.0,
+    seed: int = 0,
+    noise_snr: tuple[float, float] | None = TRAIN_SNR_DB,
+    prefix: str = "clip",
+) -> Path:
     """A token folder as ``tokenize_manifest`` writes it, with learnable synthetic codes: the
-    instrumental's codes are a fixed function of the vocals' (so the loss can fall)."""
+    instrumental's codes are a fixed function of the vocals' (so the loss can fall). With
+    ``noise_snr``, ``vocals_noisy_*`` streams too (here: the vocal codes, a few changed)."""
     rng = np.random.default_rng(seed)
     t = round(seconds * 25)
     streams: dict[str, dict[str, object]] = {}
-    for source in ("vocals", "instrumental"):
+    sources = ("vocals", "instrumental") + (("vocals_noisy",) if noise_snr else ())
+    for source in sources:
         for role, k in (("semantic", 1), ("acoustic", 12 if source == "instrumental" else 4)):
             streams[f"{source}_{role}"] = {"source": source, "tokenizer": role, "num_codebooks": k}
+            if source == "vocals_noisy" and noise_snr is not None:
+                streams[f"{source}_{role}"] |= {"noise_snr_db": list(noise_snr), "noise_seed": 0}
     arrays: dict[str, list[np.ndarray]] = {s: [] for s in streams}
     rows = []
     for i in range(clips):
@@ -48,8 +61,14 @@ def make_tokens(folder: Path, *, clips: int = 8, seconds: float = 2.0, seed: int
         arrays["vocals_acoustic"].append(ac[:, :4])
         arrays["instrumental_semantic"].append((sem * 5 + 3) % VOCAB)
         arrays["instrumental_acoustic"].append((ac * 7 + 1) % VOCAB)
-        rows.append({"id": f"clip{i}", "frames": {"vocals_semantic": t, "vocals_acoustic": 2 * t,
-                     "instrumental_semantic": t, "instrumental_acoustic": 2 * t}})  # fmt: skip
+        frames = {"vocals_semantic": t, "vocals_acoustic": 2 * t, "instrumental_semantic": t,
+                  "instrumental_acoustic": 2 * t}  # fmt: skip
+        if noise_snr:
+            flip = rng.random(sem.shape) < 0.1  # noise changes a few codes
+            arrays["vocals_noisy_semantic"].append(np.where(flip, (sem + 1) % VOCAB, sem))
+            arrays["vocals_noisy_acoustic"].append(ac[:, :4])
+            frames |= {"vocals_noisy_semantic": t, "vocals_noisy_acoustic": 2 * t}
+        rows.append({"id": f"{prefix}{i}", "frames": frames})
     infos = {role: info.to_dict() for role, info in EXPECT.items()}
     shard = folder / "shard-00000"
     shard.mkdir(parents=True)
@@ -217,3 +236,28 @@ def test_lr_schedule() -> None:
     assert cfg.lr_factor(10) == pytest.approx(1.0)
     assert cfg.lr_factor(55) == pytest.approx(0.55)
     assert cfg.lr_factor(100) == pytest.approx(0.1) and cfg.lr_factor(500) == pytest.approx(0.1)
+
+
+def test_vocal_noise_streams_and_several_folders(tmp_path: Path, tokens: Path) -> None:
+    run = load_run_config("stage1", "debug")
+    run = replace(run, train=replace(run.train, steps=4, eval_every=2, checkpoint_every=2))
+    clean = make_tokens(tmp_path / "clean", noise_snr=None, seed=1, prefix="clean")
+    with pytest.raises(SingsongError, match=r"no noisy vocal streams.*--noise-snr 10 30"):
+        train_stage(run, tokens=clean, out=tmp_path / "a", device="cpu", progress=False)
+    other = make_tokens(tmp_path / "other", noise_snr=(0.0, 5.0), seed=2, prefix="other")
+    with pytest.raises(SingsongError, match="SNR"):
+        train_stage(run, tokens=[tokens, other], out=tmp_path / "b", device="cpu", progress=False)
+    # a clean-vocal model trains on the clean streams of any folder
+    quiet = replace(run, model=replace(run.model, vocal_noise=False))
+    train_stage(quiet, tokens=clean, out=tmp_path / "c", device="cpu", progress=False)
+    assert Stage1Model.from_pretrained(tmp_path / "c" / "release").config.vocal_noise is False
+    # two folders read as one dataset; a clip id in both is refused
+    more = make_tokens(tmp_path / "more", seed=3)
+    with pytest.raises(SingsongError, match="repeat"):
+        TokenDataset([tokens, more], expect=EXPECT)
+    ds = TokenDataset([tokens, clean], expect=EXPECT)  # serves the streams both hold
+    assert len(ds) == 16 and ds.folders == [tokens, clean]
+    assert "vocals_noisy_semantic" not in ds.streams and "vocals_semantic" in ds.streams
+    assert ds.clip("clean3")["vocals_semantic"].shape == (1, 50)
+    with pytest.raises(SingsongError, match="other settings"):
+        TokenDataset([tokens, other], expect=EXPECT)

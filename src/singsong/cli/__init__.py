@@ -13,7 +13,17 @@ import sys
 from collections.abc import Callable, Sequence
 
 from singsong import __version__
-from singsong.cli import accompany, codec, semantic, separate, songbook, tokenize, train
+from singsong.cli import (
+    accompany,
+    bundle,
+    codec,
+    semantic,
+    separate,
+    serve,
+    songbook,
+    tokenize,
+    train,
+)
 from singsong.errors import SingsongError
 
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
@@ -26,6 +36,9 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     semantic.add_semantic,
     tokenize.add_tokenize,
     train.add_train,
+    bundle.add_bundle,
+    serve.add_serve,
+    serve.add_study,
 )
 
 

@@ -9,6 +9,9 @@ from pathlib import Path
 
 from singsong.cli.args import positive_int
 
+# = singsong.models.noise.TRAIN_SNR_DB (a test checks); not imported so that --help needs no torch
+DEFAULT_NOISE_SNR_DB = (10.0, 30.0)
+
 
 def add_tokenize(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -41,13 +44,31 @@ def add_tokenize(sub: argparse._SubParsersAction) -> None:
         metavar="K",
         help="keep only the first K acoustic levels of the vocals (default: all)",
     )
+    p.add_argument(
+        "--split",
+        choices=("train", "valid"),
+        help="keep only this split's clips (held-out singers and songs: singsong.data.splits)",
+    )
+    p.add_argument(
+        "--noise-snr",
+        type=float,
+        nargs=2,
+        default=list(DEFAULT_NOISE_SNR_DB),
+        metavar=("LOW", "HIGH"),
+        help="also write vocals_noisy_* streams: the vocals with white noise at an SNR uniform "
+        "in [LOW, HIGH] dB per clip, what stage 1 trains on (default %(default)s)",
+    )
+    p.add_argument("--no-noise", action="store_true", help="no vocals_noisy_* streams")
+    p.add_argument("--noise-seed", type=int, default=0, help="seed of the vocal noise (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run_tokenize)
 
 
 def run_tokenize(args: argparse.Namespace) -> int:
     from singsong.tokenizers.loader import load_tokenizer
-    from singsong.tokenizers.shards import tokenize_manifest
+    from singsong.tokenizers.shards import NoiseSpec, tokenize_manifest
+
+    noise = None if args.no_noise else NoiseSpec(tuple(args.noise_snr), args.noise_seed)
 
     summary = tokenize_manifest(
         args.manifest,
@@ -56,6 +77,8 @@ def run_tokenize(args: argparse.Namespace) -> int:
         out=args.out,
         shard_size=args.shard_size,
         vocal_levels=args.vocal_levels,
+        split=args.split,
+        noise=noise,
         progress=not args.quiet,
     )
     failed = summary.pop("failed")

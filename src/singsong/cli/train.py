@@ -28,10 +28,24 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--config",
         default="small",
-        help="a preset (debug, small) or a JSON file {'model': {...}, 'train': {...}}",
+        help="a preset (debug, tiny, small) or a JSON file {'model': {...}, 'train': {...}}",
     )
-    p.add_argument("--tokens", type=Path, required=True, help="token folder (singsong tokenize)")
-    p.add_argument("--valid", type=Path, help="validation token folder (default: --tokens)")
+    p.add_argument(
+        "--tokens",
+        type=Path,
+        nargs="+",
+        required=True,
+        metavar="DIR",
+        help="token folder(s) of `singsong tokenize`, read as one training set",
+    )
+    p.add_argument(
+        "--valid",
+        type=Path,
+        nargs="+",
+        metavar="DIR",
+        help="validation token folder(s) "
+        "(default: the training folders, in order: that measures fitting, not generalisation)",
+    )
     p.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder")
     p.add_argument("--steps", type=positive_int, help="override the config's total steps")
     p.add_argument("--batch-size", type=positive_int, help="override the global batch size")

@@ -220,12 +220,19 @@ FORMAT_VERSION = "1"
 
 
 def save_model(
-    model: nn.Module, directory: str | os.PathLike[str], *, kind: str, config: Any
+    model: nn.Module,
+    directory: str | os.PathLike[str],
+    *,
+    kind: str,
+    config: Any,
+    dtype: torch.dtype | None = None,
 ) -> Path:
-    """Write a stage model as a release artifact (``config.json`` + ``model.safetensors``)."""
+    """Write a stage model as a release artifact (``config.json`` + ``model.safetensors``);
+    ``dtype=torch.float16`` halves the file (loading casts back to float32)."""
     return save_pretrained(
-        directory, kind=kind, version=FORMAT_VERSION, config=config, state_dict=model.state_dict()
-    )
+        directory, kind=kind, version=FORMAT_VERSION, config=config,
+        state_dict=model.state_dict(), dtype=dtype,
+    )  # fmt: skip
 
 
 def load_model(

@@ -56,7 +56,10 @@ class Stage1Config:
     mlp_ratio: float = 4.0
     mlp: MLPKind = "swiglu"
     dropout: float = 0.0
-    # vocal noise (dB SNR): uniform in [min, max] when training, fixed at inference (None: none)
+    # vocal noise (dB SNR): train on the token folders' ``vocals_noisy_*`` streams, whose noise
+    # was drawn uniformly in [min, max] (checked at training), and add noise at the fixed
+    # inference SNR (None: none). vocal_noise=False trains on the clean (separated) vocals.
+    vocal_noise: bool = True
     train_snr_min_db: float = TRAIN_SNR_DB[0]
     train_snr_max_db: float = TRAIN_SNR_DB[1]
     inference_snr_db: float | None = INFERENCE_SNR_DB
@@ -90,6 +93,9 @@ class Stage1Config:
 STAGE1_PRESETS = {
     # tiny, for tests: real vocabulary sizes so it accepts any tokenizer's codes
     "debug": Stage1Config(dim=32, heads=2, encoder_layers=1, decoder_layers=2, mlp_ratio=2.0),
+    # ~4.9M parameters: the size that trains in about an hour on two CPU cores (measured ~8 s of
+    # audio per second of training on one shared core) and the released default
+    "tiny": Stage1Config(dim=192, heads=4, encoder_layers=3, decoder_layers=4),
     # ~11M parameters: ~2250 KV-cached decoder steps for 10 s, a few ms each on a laptop CPU
     "small": Stage1Config(),
 }
@@ -185,12 +191,20 @@ class Stage1Model(nn.Module):
         logits = self.lm(src.codes, src.levels, tgt.codes, tgt.levels)
         return self.lm.loss(logits, tgt.codes, tgt.levels)
 
+    @property
+    def vocal_source(self) -> str:
+        """The vocal streams this model trains on: ``vocals_noisy`` or ``vocals``."""
+        return "vocals_noisy" if self.config.vocal_noise else "vocals"
+
     def loss_on_streams(self, batch: Mapping[str, Tensor]) -> LossOutput:
         """:meth:`loss` on a collated batch of token windows (``vocals_semantic`` ...)."""
         q = self.config.coarse_levels
+        source = self.vocal_source
+        if f"{source}_semantic" not in batch and f"{source}_acoustic" not in batch:
+            raise SingsongError(f"the batch has no {source}_* streams (streams: {sorted(batch)})")
         return self.loss(
             Codes.from_streams(
-                batch, "vocals", levels=q if "A" in self.config.featurization else None
+                batch, source, levels=q if "A" in self.config.featurization else None
             ),
             Codes.from_streams(batch, "instrumental", levels=q),
         )
@@ -240,8 +254,10 @@ class Stage1Model(nn.Module):
 
     # --- release artifacts -----------------------------------------------------------------------
 
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
-        return save_model(self, directory, kind=self.kind, config=self.config)
+    def save_pretrained(
+        self, directory: str | os.PathLike[str], *, dtype: torch.dtype | None = None
+    ) -> Path:
+        return save_model(self, directory, kind=self.kind, config=self.config, dtype=dtype)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike[str]) -> Stage1Model:

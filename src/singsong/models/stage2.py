@@ -84,6 +84,7 @@ STAGE2_PRESETS = {
     "debug": Stage2Config(
         chunk_frames=8, dim=32, heads=2, encoder_layers=1, decoder_layers=2, mlp_ratio=2.0
     ),
+    "tiny": Stage2Config(dim=192, heads=4, encoder_layers=2, decoder_layers=3),
     "small": Stage2Config(),
 }
 
@@ -230,8 +231,10 @@ class Stage2Model(nn.Module):
 
     # --- release artifacts -----------------------------------------------------------------------
 
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
-        return save_model(self, directory, kind=self.kind, config=self.config)
+    def save_pretrained(
+        self, directory: str | os.PathLike[str], *, dtype: torch.dtype | None = None
+    ) -> Path:
+        return save_model(self, directory, kind=self.kind, config=self.config, dtype=dtype)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike[str]) -> Stage2Model:

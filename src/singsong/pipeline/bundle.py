@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,14 @@ from singsong.models.noise import INFERENCE_SNR_DB
 from singsong.tokenizers.codec import Codec, CodecConfig, CodecTokenizer
 from singsong.tokenizers.semantic import MusicFeatures, SemanticConfig, SemanticTokenizer
 
-__all__ = ["BUNDLE_FILE", "BundleConfig", "Components", "debug_components", "save_bundle"]
+__all__ = [
+    "BUNDLE_FILE",
+    "BundleConfig",
+    "Components",
+    "assemble_bundle",
+    "debug_components",
+    "save_bundle",
+]
 
 BUNDLE_FILE = "singsong.json"
 BUNDLE_KIND = "singsong-bundle"
@@ -117,6 +124,12 @@ class Components:
             problems.append(
                 f"stage 1 reads {c1.featurization}, the bundle says {cfg.featurization}"
             )
+        if c1.vocal_noise != (cfg.inference_snr_db is not None):
+            heard = "noisy" if c1.vocal_noise else "clean"
+            problems.append(
+                f"stage 1 was trained on {heard} vocals but the bundle's inference_snr_db is "
+                f"{cfg.inference_snr_db}"
+            )
         if c1.semantic_codebook_size != self.semantic.codebook_size:
             problems.append("stage 1's semantic vocabulary differs from the semantic tokenizer's")
         sizes = {c1.acoustic_codebook_size, c2.acoustic_codebook_size, self.codec.codebook_size}
@@ -133,14 +146,18 @@ class Components:
         return self
 
 
-def save_bundle(components: Components, directory: str | os.PathLike[str]) -> Path:
-    """Write a bundle folder (each artifact atomically; ``singsong.json`` last)."""
+def save_bundle(
+    components: Components, directory: str | os.PathLike[str], *, fp16: bool = False
+) -> Path:
+    """Write a bundle folder (each artifact atomically; ``singsong.json`` last). ``fp16``
+    stores the codec and stage weights in float16 (half the size; loaded back as float32)."""
     folder = Path(directory)
     components.check()
+    dtype = torch.float16 if fp16 else None
     components.semantic.save_pretrained(folder / "semantic")
-    components.codec.save_pretrained(folder / "codec")
-    components.stage1.save_pretrained(folder / "stage1")
-    components.stage2.save_pretrained(folder / "stage2")
+    components.codec.save_pretrained(folder / "codec", dtype=dtype)
+    components.stage1.save_pretrained(folder / "stage1", dtype=dtype)
+    components.stage2.save_pretrained(folder / "stage2", dtype=dtype)
     meta = {
         "kind": BUNDLE_KIND,
         "version": BUNDLE_VERSION,
@@ -150,6 +167,56 @@ def save_bundle(components: Components, directory: str | os.PathLike[str]) -> Pa
     with atomic_write(folder / BUNDLE_FILE) as f:
         json.dump(meta, f, indent=1)
     return folder
+
+
+def assemble_bundle(
+    *,
+    semantic: str | os.PathLike[str],
+    codec: str | os.PathLike[str],
+    stage1: str | os.PathLike[str],
+    stage2: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    config: BundleConfig | None = None,
+    fp16: bool = False,
+) -> Path:
+    """Trained parts -> a bundle folder (``singsong bundle``). Featurization and inference noise
+    are taken from stage 1 (``config`` gives the rest); each stage's ``tokenizers.json`` (written
+    by ``singsong train``) must name exactly these tokenizers, or the codes would mean nothing."""
+    parts = Components(
+        semantic=SemanticTokenizer.from_pretrained(semantic),
+        codec=CodecTokenizer.from_pretrained(codec),
+        stage1=Stage1Model.from_pretrained(stage1),
+        stage2=Stage2Model.from_pretrained(stage2),
+        config=config or BundleConfig(),
+    )
+    mine = {"semantic": parts.semantic.info.to_dict(), "acoustic": parts.codec.info.to_dict()}
+    for name, folder in (("stage1", Path(stage1)), ("stage2", Path(stage2))):
+        path = folder / "tokenizers.json"
+        if not path.is_file():
+            raise SingsongError(
+                f"{path} is missing: cannot tell which tokenizers {name} was trained on "
+                "(`singsong train` writes it into the release folder)"
+            )
+        try:
+            trained = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise SingsongError(f"broken {path}: {e}") from None
+        for role, info in trained.items():
+            if mine.get(role) != info:
+                raise SingsongError(
+                    f"{name} was trained on {role} codes of {info.get('name')} "
+                    f"{info.get('version')}, but the bundle's {role} tokenizer is "
+                    f"{mine[role]['name']} {mine[role]['version']}"
+                    if role in mine
+                    else f"{name} was trained on an unknown tokenizer role {role!r}"
+                )
+    c1 = parts.stage1.config
+    settings = replace(
+        parts.config,
+        featurization=c1.featurization,
+        inference_snr_db=c1.inference_snr_db if c1.vocal_noise else None,
+    )
+    return save_bundle(replace(parts, config=settings), out, fp16=fp16)
 
 
 def load_bundle(directory: str | os.PathLike[str]) -> Components:
@@ -226,7 +293,10 @@ def debug_components(*, seed: int = 0, **config: Any) -> Components:
         torch.manual_seed(seed)
         codec_model = Codec(CodecConfig.preset("debug")).train()
         codec_model(wav[:, : wav.shape[1] // 320 * 320])  # k-means start of the codebooks
-        stage1 = Stage1Model(Stage1Config.preset("debug", featurization=featurization))
+        noisy = config.get("inference_snr_db", INFERENCE_SNR_DB) is not None
+        stage1 = Stage1Model(
+            Stage1Config.preset("debug", featurization=featurization, vocal_noise=noisy)
+        )
         stage2 = Stage2Model(Stage2Config.preset("debug"))
     return Components(
         semantic=semantic,

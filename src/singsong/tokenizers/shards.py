@@ -6,7 +6,8 @@ Layout of an output folder::
     shard-00000/index.json      the shard's clips: id, frames per stream (offsets are cumulative)
     shard-00000/<stream>.npy    uint16 [sum of T over the shard's clips, K], one clip after another
 
-Streams are ``{vocals,instrumental}_{semantic,acoustic}``. Why flat ``.npy`` per stream plus a
+Streams are ``{vocals,instrumental}_{semantic,acoustic}``, plus ``vocals_noisy_*`` (the vocals
+with white noise, :class:`NoiseSpec`) when asked for. Why flat ``.npy`` per stream plus a
 JSON index (nanoGPT's ``train.bin``, DAC's versioned files): ``np.load(mmap_mode="r",
 allow_pickle=False)`` gives random access to one clip without reading the shard and without
 pickle, a clip is one contiguous block (time-major), and any tool that reads ``.npy`` can read it.
@@ -26,6 +27,7 @@ import logging
 import math
 import os
 import shutil
+import zlib
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,15 +40,19 @@ import torch
 
 from singsong import SAMPLE_RATE
 from singsong.audio import atomic_write, load_audio, resample
+from singsong.data.splits import track_split
 from singsong.errors import SingsongError
+from singsong.models.noise import add_noise
 from singsong.tokenizers.base import Tokenizer
 
-__all__ = ["Clip", "read_manifest", "tokenize_manifest"]
+__all__ = ["Clip", "NoiseSpec", "read_manifest", "select_split", "tokenize_manifest"]
 
 log = logging.getLogger(__name__)
 FORMAT, FORMAT_VERSION = "singsong-tokens", 1
 TOKENS_FILE, INDEX_FILE = "tokens.json", "index.json"
 SOURCES = ("vocals", "instrumental")
+NOISY_SOURCE = "vocals_noisy"  # the vocals again, with white noise (optional)
+SPLITS = ("train", "valid")
 ROLES = ("semantic", "acoustic")
 MAX_CODES = 1 << 16  # uint16
 _TOLERANCE = SAMPLE_RATE // 100  # 10 ms of rounding slack between manifest times and files
@@ -111,19 +117,70 @@ def read_manifest(path: str | os.PathLike[str]) -> list[Clip]:
     return clips
 
 
+def select_split(clips: Sequence[Clip], split: str, *, where: str = "manifest") -> list[Clip]:
+    """The clips of one split (:func:`singsong.data.splits.track_split` of each row's
+    ``source_kind`` and ``track``, as :mod:`singsong.data.pairs` writes them)."""
+    if split not in SPLITS:
+        raise SingsongError(f"unknown split {split!r}; choose one of {list(SPLITS)}")
+    kept = []
+    for clip in clips:
+        kind, track = clip.row.get("source_kind"), clip.row.get("track")
+        if not isinstance(kind, str) or not isinstance(track, str):
+            raise SingsongError(
+                f"{where}: clip {clip.id!r} has no 'source_kind' and 'track' to split by "
+                "(manifests of `singsong data pairs` have them)"
+            )
+        if track_split(kind, track) == split:
+            kept.append(clip)
+    if not kept:
+        raise SingsongError(f"{where}: no clip falls in the {split!r} split")
+    return kept
+
+
 def _is_number(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def _streams(tokenizers: Mapping[str, Tokenizer], vocal_levels: int) -> dict[str, dict[str, Any]]:
+def _streams(
+    tokenizers: Mapping[str, Tokenizer], vocal_levels: int, noise: NoiseSpec | None
+) -> dict[str, dict[str, Any]]:
     streams = {}
-    for source in SOURCES:
+    sources = [*SOURCES, NOISY_SOURCE] if noise is not None else list(SOURCES)
+    for source in sources:
         for role in ROLES:
             k = tokenizers[role].num_codebooks
-            if source == "vocals" and role == "acoustic":
+            if source != "instrumental" and role == "acoustic":
                 k = vocal_levels  # the vocals may keep only the coarse levels
-            streams[f"{source}_{role}"] = {"source": source, "tokenizer": role, "num_codebooks": k}
+            spec: dict[str, Any] = {"source": source, "tokenizer": role, "num_codebooks": k}
+            if source == NOISY_SOURCE and noise is not None:
+                spec |= {"noise_snr_db": list(noise.snr_db), "noise_seed": noise.seed}
+            streams[f"{source}_{role}"] = spec
     return streams
+
+
+@dataclass(frozen=True)
+class NoiseSpec:
+    """White noise on a second copy of the vocals (SingSong's fix for separation residue, see
+    :mod:`singsong.models.noise`): per clip an SNR uniform in ``snr_db`` and a noise signal, both
+    drawn from a generator seeded by ``seed`` and the clip id, so a re-run (or a resumed run)
+    writes the same codes whatever the order of clips."""
+
+    snr_db: tuple[float, float]
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        lo, hi = self.snr_db
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+            raise SingsongError(
+                f"noise SNR range must be two finite dB values, low <= high: {lo}, {hi}"
+            )
+        object.__setattr__(self, "snr_db", (float(lo), float(hi)))
+
+    def apply(self, vocals: npt.NDArray[np.float32], clip_id: str) -> npt.NDArray[np.float32]:
+        g = torch.Generator().manual_seed((self.seed << 32) + zlib.crc32(clip_id.encode()))
+        lo, hi = self.snr_db
+        snr = lo + (hi - lo) * float(torch.rand((), generator=g))
+        return add_noise(torch.from_numpy(vocals), snr, g).numpy()
 
 
 class _AudioCache:
@@ -158,7 +215,11 @@ def _segment(wav: npt.NDArray[np.float32], clip: Clip, path: Path) -> npt.NDArra
 
 
 def _encode_clip(
-    clip: Clip, tokenizers: Mapping[str, Tokenizer], vocal_levels: int, cache: _AudioCache
+    clip: Clip,
+    tokenizers: Mapping[str, Tokenizer],
+    vocal_levels: int,
+    cache: _AudioCache,
+    noise: NoiseSpec | None,
 ) -> dict[str, U16Array]:
     """-> {stream: uint16 [T, K]}; vocals and instrumental are cut to one length first."""
     vocals = _segment(cache.get(clip.vocals), clip, clip.vocals)  # [n]
@@ -169,13 +230,17 @@ def _encode_clip(
             "samples at 16 kHz)"
         )
     n = min(len(vocals), len(instrumental))
-    pair = np.stack([vocals[:n], instrumental[:n]])  # [2, n] at 16 kHz
+    sources = [*SOURCES, NOISY_SOURCE] if noise is not None else list(SOURCES)
+    rows = [vocals[:n], instrumental[:n]]
+    if noise is not None:
+        rows.append(noise.apply(vocals[:n], clip.id))
+    pair = np.stack(rows)  # [S, n] at 16 kHz: vocals, instrumental (, noisy vocals)
     out = {}
     for role, tok in tokenizers.items():
         wav = torch.from_numpy(resample(pair, SAMPLE_RATE, tok.sample_rate))  # [2, N]
         with torch.inference_mode():
-            codes = tok.encode(wav).cpu()  # [2, K, T]
-        expected = (2, tok.num_codebooks, tok.num_frames(wav.shape[-1]))
+            codes = tok.encode(wav).cpu()  # [S, K, T]
+        expected = (len(sources), tok.num_codebooks, tok.num_frames(wav.shape[-1]))
         if tuple(codes.shape) != expected:
             raise SingsongError(
                 f"{role} tokenizer returned codes {tuple(codes.shape)}, not {expected}"
@@ -185,8 +250,9 @@ def _encode_clip(
                 f"{role} codes out of range [0, {min(tok.codebook_size, MAX_CODES)}): "
                 f"{int(codes.min())}..{int(codes.max())}"
             )
-        for i, source in enumerate(SOURCES):
-            k = vocal_levels if (source, role) == ("vocals", "acoustic") else tok.num_codebooks
+        for i, source in enumerate(sources):
+            vocal = source != "instrumental"
+            k = vocal_levels if vocal and role == "acoustic" else tok.num_codebooks
             out[f"{source}_{role}"] = codes[i, :k].T.numpy().astype(np.uint16)  # [T, K]
     return out
 
@@ -233,16 +299,22 @@ def tokenize_manifest(
     out: str | os.PathLike[str],
     shard_size: int = 256,
     vocal_levels: int | None = None,
+    split: str | None = None,
+    noise: NoiseSpec | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Encode every clip of ``manifest`` with both tokenizers into shards under ``out``.
 
+    ``split`` (``"train"`` or ``"valid"``) keeps only that split's clips (see
+    :func:`select_split`); ``noise`` adds the ``vocals_noisy_*`` streams that stage 1 trains on.
     Returns a summary: clips, tokenized, failed ``[{"id", "error"}]``, shards written/skipped.
     A clip that fails is logged and counted; the run goes on.
     """
     from tqdm import tqdm
 
     clips = read_manifest(manifest)
+    if split is not None:
+        clips = select_split(clips, split, where=str(manifest))
     tokenizers = {"semantic": semantic, "acoustic": acoustic}
     for role, tok in tokenizers.items():
         if not 1 <= tok.codebook_size <= MAX_CODES:
@@ -254,7 +326,7 @@ def tokenize_manifest(
         raise SingsongError(f"shard size must be at least 1, got {shard_size}")
     out = Path(out)
     infos = {role: tok.info.to_dict() for role, tok in tokenizers.items()}
-    streams = _streams(tokenizers, levels)
+    streams = _streams(tokenizers, levels, noise)
     settings: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION}
     settings |= {"tokenizers": infos, "streams": streams}
     if (out / TOKENS_FILE).is_file():  # resuming: the folder must hold the same kind of tokens
@@ -283,7 +355,7 @@ def tokenize_manifest(
         rows, failed = [], []
         for clip in plan[i]:
             try:
-                codes = _encode_clip(clip, tokenizers, levels, cache)
+                codes = _encode_clip(clip, tokenizers, levels, cache, noise)
             except Exception as e:  # a bad clip is reported, not fatal to the run
                 log.warning("tokenize: clip %s failed: %s", clip.id, e)
                 failed.append({"id": clip.id, "error": f"{type(e).__name__}: {e}"})
@@ -310,6 +382,7 @@ def tokenize_manifest(
         ]
         failures += done["failed"]
     final = settings | {"complete": True, "manifest": str(manifest), "shard_size": shard_size}
+    final |= {"split": split}
     final |= {"vocal_levels": levels, "shards": names, "clips": kept, "failed": failures}
     with atomic_write(out / TOKENS_FILE) as f:
         json.dump(final, f, indent=1)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -33,65 +33,69 @@ __all__ = ["TokenDataset", "TokenWindows"]
 class TokenDataset:
     """Random access to tokenized clips: ``ds[i]`` -> ``{stream: int64 [K, T]}``.
 
+    ``folders``: one token folder or several (e.g. a songbook and a MIR-1K folder), read as one
+    dataset: the streams all of them hold are served (each written with the same settings in
+    every folder), and clip ids must not repeat across them.
     ``expect`` maps tokenizer roles (``"semantic"``, ``"acoustic"``) to the :class:`TokenizerInfo`
-    the caller's models were built for; the folder must record exactly that info (name, version
+    the caller's models were built for; every folder must record exactly that info (name, version
     and layout) or loading is refused. Only streams of the expected roles are served, so a stage
     that needs acoustic codes alone need not name the semantic tokenizer.
     """
 
     def __init__(
-        self, folder: str | os.PathLike[str], *, expect: Mapping[str, TokenizerInfo]
+        self,
+        folders: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        *,
+        expect: Mapping[str, TokenizerInfo],
     ) -> None:
-        self.folder = Path(folder)
-        path = self.folder / TOKENS_FILE
-        if not path.is_file():
-            raise SingsongError(f"not a token folder (no {TOKENS_FILE}): {self.folder}")
-        meta = read_json(path)
-        if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
-            raise SingsongError(
-                f"{path} is not a {FORMAT} v{FORMAT_VERSION} file "
-                f"(format {meta.get('format')!r} v{meta.get('format_version')!r})"
-            )
-        if not meta.get("complete"):
-            raise SingsongError(
-                f"tokenizing into {self.folder} did not finish; re-run it to resume"
-            )
+        if isinstance(folders, str | os.PathLike):
+            folders = [folders]
+        self.folders = [Path(f) for f in folders]
+        if not self.folders:
+            raise SingsongError("no token folder given")
         if not expect:
             raise SingsongError(f"name the expected tokenizer of at least one of {list(ROLES)}")
-        for role, info in expect.items():
-            found = meta["tokenizers"].get(role)
-            if found is None:
-                raise SingsongError(f"{self.folder} has no {role!r} tokens (roles: {list(ROLES)})")
-            if found != info.to_dict():
-                diff = {
-                    k: (v, found.get(k)) for k, v in info.to_dict().items() if found.get(k) != v
-                }
-                raise SingsongError(
-                    f"{self.folder} holds {role} tokens from another tokenizer; refusing to load "
-                    f"them. Differences (expected, found): {diff}"
-                )
-        self.infos = {role: TokenizerInfo(**meta["tokenizers"][role]) for role in expect}
-        self.streams: dict[str, dict[str, Any]] = {
-            s: spec for s, spec in meta["streams"].items() if spec["tokenizer"] in expect
-        }
-        self.shards: list[str] = list(meta["shards"])
+        self.infos = {role: info for role, info in expect.items()}
+        self.streams: dict[str, dict[str, Any]] = {}
+        self.shards: list[Path] = []
         self.ids: list[str] = []
         # per clip: (shard number, {stream: (first frame, frames)})
         self._where: list[tuple[int, dict[str, tuple[int, int]]]] = []
-        for n, name in enumerate(self.shards):
-            index = read_json(self.folder / name / INDEX_FILE)
-            if index.get("tokenizers") != meta["tokenizers"]:
-                raise SingsongError(f"{self.folder / name} was written by other tokenizers")
-            start = dict.fromkeys(self.streams, 0)
-            for row in index["clips"]:
-                spans = {}
-                for s in self.streams:
-                    spans[s] = (start[s], int(row["frames"][s]))
-                    start[s] += int(row["frames"][s])
-                self.ids.append(row["id"])
-                self._where.append((n, spans))
+        metas = [_read_meta(folder, expect) for folder in self.folders]
+        # served: the streams of the expected roles that every folder holds, written alike
+        # (a folder without noisy vocals still serves stage 2, which reads no vocals)
+        found = [{s: v for s, v in m["streams"].items() if v["tokenizer"] in expect} for m in metas]
+        common = set(found[0]).intersection(*found[1:])
+        for folder, streams in zip(self.folders[1:], found[1:], strict=True):
+            if differ := sorted(s for s in common if streams[s] != found[0][s]):
+                raise SingsongError(
+                    f"{folder} and {self.folders[0]} hold the streams {differ} written with "
+                    "other settings; tokenize them alike"
+                )
+        self.streams = {s: v for s, v in found[0].items() if s in common}
+        for folder, meta in zip(self.folders, metas, strict=True):
+            for name in meta["shards"]:
+                index = read_json(folder / name / INDEX_FILE)
+                if index.get("tokenizers") != meta["tokenizers"]:
+                    raise SingsongError(f"{folder / name} was written by other tokenizers")
+                self.shards.append(folder / name)
+                start = dict.fromkeys(self.streams, 0)
+                for row in index["clips"]:
+                    spans = {}
+                    for s in self.streams:
+                        spans[s] = (start[s], int(row["frames"][s]))
+                        start[s] += int(row["frames"][s])
+                    self.ids.append(row["id"])
+                    self._where.append((len(self.shards) - 1, spans))
         self._position = {cid: i for i, cid in enumerate(self.ids)}
+        if len(self._position) != len(self.ids):
+            raise SingsongError(f"clip ids repeat across the token folders {self.folders}")
         self._arrays: dict[tuple[int, str], npt.NDArray[np.uint16]] = {}
+
+    @property
+    def folder(self) -> Path:
+        """The first folder (the only one, usually)."""
+        return self.folders[0]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -102,7 +106,7 @@ class TokenDataset:
     def _array(self, shard: int, stream: str) -> npt.NDArray[np.uint16]:
         key = (shard, stream)
         if key not in self._arrays:
-            path = self.folder / self.shards[shard] / f"{stream}.npy"
+            path = self.shards[shard] / f"{stream}.npy"
             try:
                 arr = np.load(path, mmap_mode="r", allow_pickle=False)  # [sum T, K]
             except (OSError, ValueError) as e:
@@ -132,7 +136,7 @@ class TokenDataset:
 
     def clip(self, clip_id: str) -> dict[str, torch.Tensor]:
         if clip_id not in self._position:
-            raise KeyError(f"no clip {clip_id!r} in {self.folder}")
+            raise KeyError(f"no clip {clip_id!r} in {', '.join(map(str, self.folders))}")
         return self[self._position[clip_id]]
 
     def windows(
@@ -147,6 +151,32 @@ class TokenDataset:
         return TokenWindows(
             self, seconds=seconds, seed=seed, rank=rank, world_size=world_size, shuffle=shuffle
         )
+
+
+def _read_meta(folder: Path, expect: Mapping[str, TokenizerInfo]) -> dict[str, Any]:
+    """A finished token folder's tokens.json, checked against the expected tokenizers."""
+    path = folder / TOKENS_FILE
+    if not path.is_file():
+        raise SingsongError(f"not a token folder (no {TOKENS_FILE}): {folder}")
+    meta = read_json(path)
+    if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
+        raise SingsongError(
+            f"{path} is not a {FORMAT} v{FORMAT_VERSION} file "
+            f"(format {meta.get('format')!r} v{meta.get('format_version')!r})"
+        )
+    if not meta.get("complete"):
+        raise SingsongError(f"tokenizing into {folder} did not finish; re-run it to resume")
+    for role, info in expect.items():
+        found = meta["tokenizers"].get(role)
+        if found is None:
+            raise SingsongError(f"{folder} has no {role!r} tokens (roles: {list(ROLES)})")
+        if found != info.to_dict():
+            diff = {k: (v, found.get(k)) for k, v in info.to_dict().items() if found.get(k) != v}
+            raise SingsongError(
+                f"{folder} holds {role} tokens from another tokenizer; refusing to load "
+                f"them. Differences (expected, found): {diff}"
+            )
+    return meta
 
 
 class TokenWindows(torch.utils.data.IterableDataset):

@@ -2,7 +2,7 @@
 :func:`train_stage` that turns a run config and a token folder into a trained model.
 
 A *run config* pairs a model config (``Stage1Config`` / ``Stage2Config``) with a
-:class:`TrainConfig`. It comes from a preset name (``debug``, ``small``) or a JSON file::
+:class:`TrainConfig`. It comes from a preset name (``debug``, ``tiny``, ``small``) or a JSON file::
 
     {"model": {"preset": "small", "dim": 384}, "train": {"steps": 50000, "lr": 3e-4}}
 
@@ -16,19 +16,30 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from singsong.audio import atomic_write
 from singsong.errors import SingsongError
 from singsong.models.stage1 import Stage1Config
 from singsong.models.stage2 import Stage2Config
 from singsong.tokenizers.base import TokenizerInfo
 from singsong.tokenizers.shards import TOKENS_FILE, read_json
 
-__all__ = ["STAGES", "TRAIN_PRESETS", "RunConfig", "TrainConfig", "load_run_config", "train_stage"]
+__all__ = [
+    "STAGES",
+    "STAGE_TOKENIZERS_FILE",
+    "TRAIN_PRESETS",
+    "RunConfig",
+    "TrainConfig",
+    "load_run_config",
+    "train_stage",
+]
 
 Precision = Literal["fp32", "bf16"]
+STAGE_TOKENIZERS_FILE = "tokenizers.json"  # in a stage's release folder (read by bundle.py)
 STAGES = ("stage1", "stage2")
 
 
@@ -99,6 +110,18 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         precision="fp32",
         num_workers=0,
     ),
+    # a CPU run of about an hour: 6 s windows (MIR-1K clips are 4-13 s), 8 windows a step
+    "tiny": TrainConfig(
+        steps=3000,
+        batch_size=8,
+        window_seconds=6.0,
+        lr=1e-3,
+        warmup_steps=200,
+        eval_every=250,
+        eval_batches=8,
+        checkpoint_every=250,
+        num_workers=0,
+    ),
     "small": TrainConfig(),
 }
 
@@ -123,7 +146,7 @@ def _override(cls: type[Any], base: Any, values: dict[str, Any], where: str) -> 
 
 
 def load_run_config(stage: str, spec: str | os.PathLike[str]) -> RunConfig:
-    """``spec`` = a preset name (``debug``, ``small``) or a JSON file (see the module doc)."""
+    """``spec`` = a preset name (``debug``, ``tiny``, ``small``) or a JSON file (module doc)."""
     if stage not in STAGES:
         raise SingsongError(f"unknown stage {stage!r}; choose one of {list(STAGES)}")
     model_cls: type[Stage1Config] | type[Stage2Config] = (
@@ -151,26 +174,59 @@ def load_run_config(stage: str, spec: str | os.PathLike[str]) -> RunConfig:
     return RunConfig(stage, model_cfg, train_cfg)
 
 
-def _token_infos(folder: Path) -> dict[str, TokenizerInfo]:
-    """The tokenizers a token folder records (the run trusts the folder it is given; models
-    are then sized to its vocabularies)."""
+def _token_meta(folder: Path) -> dict[str, Any]:
     meta = read_json(folder / TOKENS_FILE) if (folder / TOKENS_FILE).is_file() else None
     if meta is None or not isinstance(meta.get("tokenizers"), dict):
         raise SingsongError(f"not a token folder (no {TOKENS_FILE}): {folder}")
-    return {role: TokenizerInfo(**info) for role, info in meta["tokenizers"].items()}
+    return meta
+
+
+def _token_infos(folder: Path) -> dict[str, TokenizerInfo]:
+    """The tokenizers a token folder records (the run trusts the folder it is given; models
+    are then sized to its vocabularies)."""
+    return {role: TokenizerInfo(**i) for role, i in _token_meta(folder)["tokenizers"].items()}
+
+
+def _check_vocal_noise(config: Stage1Config, folders: Sequence[Path]) -> None:
+    """A noisy-vocal stage 1 must train on noise of the SNR range its config records (the
+    pipeline trusts that record), so the folders' ``vocals_noisy_*`` streams must match it."""
+    if not config.vocal_noise:
+        return
+    want = [config.train_snr_min_db, config.train_snr_max_db]
+    for folder in folders:
+        spec = _token_meta(folder)["streams"].get("vocals_noisy_semantic")
+        if spec is None:
+            raise SingsongError(
+                f"{folder} has no noisy vocal streams; stage 1 with vocal_noise trains on them: "
+                f"tokenize with --noise-snr {want[0]:g} {want[1]:g}, or set vocal_noise false"
+            )
+        if [float(x) for x in spec.get("noise_snr_db", [])] != want:
+            raise SingsongError(
+                f"{folder}: vocal noise at {spec.get('noise_snr_db')} dB SNR, but the stage-1 "
+                f"config says {want}; set train_snr_min_db/train_snr_max_db to match"
+            )
+
+
+def _folders(spec: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:
+    folders = [Path(spec)] if isinstance(spec, str | os.PathLike) else [Path(f) for f in spec]
+    if not folders:
+        raise SingsongError("no token folder given")
+    return folders
 
 
 def train_stage(
     run: RunConfig,
     *,
-    tokens: str | os.PathLike[str],
+    tokens: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
-    valid_tokens: str | os.PathLike[str] | None = None,
+    valid_tokens: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
     resume: bool = False,
     device: str | None = None,
     progress: bool = True,
 ) -> Path:
-    """Train ``run.stage`` on a token folder (see ``singsong train``); -> the release folder.
+    """Train ``run.stage`` on token folders (see ``singsong train``); -> the release folder.
+
+    ``tokens`` and ``valid_tokens``: one token folder or several, read as one dataset.
 
     The model's codebook sizes are taken from the folder's tokenizers. Without
     ``valid_tokens`` the training folder is also validated on (in order, not shuffled), which
@@ -184,7 +240,9 @@ def train_stage(
     from singsong.training.trainer import RELEASE_DIR, Trainer, init_distributed
 
     rank, world = init_distributed(device)
-    infos = _token_infos(Path(tokens))
+    train_folders = _folders(tokens)
+    valid_folders = _folders(valid_tokens) if valid_tokens is not None else train_folders
+    infos = _token_infos(train_folders[0])
     if "acoustic" not in infos:
         raise SingsongError(f"{tokens} has no acoustic tokens")
     acoustic = infos["acoustic"]
@@ -197,6 +255,7 @@ def train_stage(
         config1 = replace(run.model, semantic_codebook_size=infos["semantic"].codebook_size,
                           acoustic_codebook_size=acoustic.codebook_size)  # fmt: skip
         needed = config1.coarse_levels
+        _check_vocal_noise(config1, train_folders + valid_folders)
         model = Stage1Model(config1)
     else:
         assert isinstance(run.model, Stage2Config)
@@ -209,8 +268,8 @@ def train_stage(
             f"{tokens} has {acoustic.num_codebooks} acoustic levels; {run.stage} needs {needed}"
         )
     cfg = run.train
-    train_set = TokenDataset(tokens, expect=expect)
-    valid_set = TokenDataset(valid_tokens, expect=expect) if valid_tokens else train_set
+    train_set = TokenDataset(train_folders, expect=expect)
+    valid_set = TokenDataset(valid_folders, expect=expect) if valid_tokens else train_set
     kw = {"seconds": cfg.window_seconds, "rank": rank, "world_size": world}
     trainer = Trainer(
         model=model,
@@ -222,4 +281,9 @@ def train_stage(
         progress=progress,
     )
     trainer.fit(resume=resume)
-    return Path(out) / RELEASE_DIR
+    release = Path(out) / RELEASE_DIR
+    if rank == 0 and (release / "model.safetensors").is_file():
+        # which tokenizers' codes the model speaks: `singsong bundle` checks it
+        with atomic_write(release / STAGE_TOKENIZERS_FILE) as f:
+            json.dump({role: info.to_dict() for role, info in expect.items()}, f, indent=1)
+    return release

@@ -1,0 +1,56 @@
+"""``singsong bundle``: assemble trained parts into a model folder for ``singsong accompany``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from singsong.cli.args import non_negative_float, non_negative_int, positive_float, unit_interval
+
+
+def add_bundle(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bundle",
+        help="assemble tokenizers and trained stages into a model folder",
+        description="Check that the parts fit (vocabularies, levels, featurization, and that "
+        "each stage was trained on these tokenizers' codes) and write OUT/{semantic,codec,"
+        "stage1,stage2}/ + OUT/singsong.json. The vocal noise at inference follows stage 1's "
+        "training.",
+    )
+    p.add_argument("--semantic", type=Path, required=True, metavar="DIR")
+    p.add_argument("--codec", type=Path, required=True, metavar="DIR")
+    p.add_argument("--stage1", type=Path, required=True, metavar="DIR", help="a stage release")
+    p.add_argument("--stage2", type=Path, required=True, metavar="DIR", help="a stage release")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    p.add_argument("--window", type=positive_float, default=6.0, help="seconds (default 6)")
+    p.add_argument("--overlap", type=non_negative_float, default=2.0, help="seconds (default 2)")
+    p.add_argument("--temperature", type=non_negative_float, default=1.0)
+    p.add_argument("--top-k", type=non_negative_int, default=0, help="0 = off (default)")
+    p.add_argument("--top-p", type=unit_interval, default=1.0, help="1 = off (default)")
+    p.add_argument(
+        "--fp16", action="store_true", help="store the stage weights in float16 (half the size)"
+    )
+    p.set_defaults(run=run_bundle)
+
+
+def run_bundle(args: argparse.Namespace) -> int:
+    from singsong.pipeline.bundle import BundleConfig, assemble_bundle
+
+    config = BundleConfig(
+        window_seconds=args.window,
+        overlap_seconds=args.overlap,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+    )
+    out = assemble_bundle(
+        semantic=args.semantic,
+        codec=args.codec,
+        stage1=args.stage1,
+        stage2=args.stage2,
+        out=args.out,
+        config=config,
+        fp16=args.fp16,
+    )
+    print(out)
+    return 0
