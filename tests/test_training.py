@@ -185,7 +185,7 @@ def test_cli_and_two_process_gloo_matches_one(tmp_path: Path, tokens: Path) -> N
     src = str(Path(__file__).parents[1] / "src")
     env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": src}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "singsong.cli.train", *args, "--out", str(tmp_path / "two")]  # fmt: skip
+           "-m", "singsong.training", *args, "--out", str(tmp_path / "two")]  # fmt: skip
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     curve = {}

@@ -1,7 +1,7 @@
 """``singsong train stage1|stage2``: train a stage model on a token folder.
 
 Multi-GPU / multi-node: launch the same command under torchrun, e.g.
-``torchrun --nproc_per_node 8 -m singsong.cli.train stage1 --config small --tokens T --out R``
+``torchrun --nproc_per_node 8 -m singsong.training stage1 --config small --tokens T --out R``
 (``--batch-size`` stays the global batch; it is split over the processes).
 """
 
@@ -80,7 +80,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m singsong.cli.train STAGE ...`` (what torchrun launches): the ``train``
+    """``python -m singsong.training STAGE ...`` (what torchrun launches): the ``train``
     command alone, with the same error handling as ``singsong``."""
     parser = argparse.ArgumentParser(prog="singsong")
     add_train(parser.add_subparsers(dest="command", required=True))
@@ -90,7 +90,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SingsongError as e:
         print(f"singsong train: error: {e}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

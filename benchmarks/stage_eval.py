@@ -1,0 +1,90 @@
+"""Teacher-forced loss and per-level accuracy of a trained stage on token folders, one row each.
+
+    python -u benchmarks/stage_eval.py runs/real/stage1/release \
+        --tokens data/tok_songbook_valid data/tok_mir1k_valid --seconds 6
+
+Every window of every clip (frame-aligned, phase 0, no shuffle) is scored; stage 1 reads the
+vocal streams its config trained on (``vocals_noisy_*`` or ``vocals_*``) unless ``--vocals``
+names other ones (e.g. ``vocals`` to score a noise-trained model on clean vocal codes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from singsong.models import Stage1Model, Stage2Model
+from singsong.models.codes import Codes
+from singsong.models.seq2seq import LossOutput
+from singsong.tokenizers.base import TokenizerInfo
+from singsong.tokenizers.token_dataset import TokenDataset
+
+
+def load_stage(path: Path) -> Stage1Model | Stage2Model:
+    kind = json.loads((path / "config.json").read_text())["kind"]
+    return (
+        Stage1Model.from_pretrained(path) if kind == "stage1" else Stage2Model.from_pretrained(path)
+    )
+
+
+def score(
+    model: Stage1Model | Stage2Model,
+    folder: Path,
+    *,
+    seconds: float,
+    batch: int,
+    vocals: str | None,
+) -> dict[str, float]:
+    infos = json.loads((folder / "tokens.json").read_text())["tokenizers"]
+    roles = ("semantic", "acoustic") if isinstance(model, Stage1Model) else ("acoustic",)
+    ds = TokenDataset(folder, expect={r: TokenizerInfo(**infos[r]) for r in roles})
+    windows = list(ds.windows(seconds=seconds, shuffle=False))
+    total: LossOutput | None = None
+    loss_sum = 0.0
+    for i in range(0, len(windows), batch):
+        part = windows[i : i + batch]
+        streams = {s: torch.stack([w[s] for w in part]) for s in ds.streams}
+        with torch.inference_mode():
+            if isinstance(model, Stage1Model) and vocals is not None:
+                q = model.config.coarse_levels
+                out = model.loss(
+                    Codes.from_streams(streams, vocals, levels=q),
+                    Codes.from_streams(streams, "instrumental", levels=q),
+                )
+            else:
+                out = model.loss_on_streams(streams)
+        loss_sum += float(out.loss) * int(out.count.sum())
+        total = out if total is None else LossOutput(
+            loss=out.loss, correct=total.correct + out.correct, count=total.count + out.count,
+            level_names=out.level_names,
+        )  # fmt: skip
+    assert total is not None, f"no window of {seconds} s in {folder}"
+    row = {"windows": float(len(windows)), "loss": loss_sum / int(total.count.sum())}
+    return row | {f"acc_{k}": v for k, v in total.accuracy().items()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model", type=Path, help="a stage release folder")
+    p.add_argument("--tokens", type=Path, nargs="+", required=True)
+    p.add_argument("--seconds", type=float, default=6.0)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--vocals", help="stage 1: vocal streams to read (vocals or vocals_noisy)")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    model = load_stage(args.model)
+    for folder in args.tokens:
+        start = time.perf_counter()
+        row = score(model, folder, seconds=args.seconds, batch=args.batch, vocals=args.vocals)
+        cells = " ".join(f"{k} {v:.4f}" for k, v in row.items() if k != "windows")
+        print(f"{folder}: {int(row['windows'])} windows, {cells} "
+              f"({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
