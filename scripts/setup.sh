@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Set up everything singsong needs on a fresh Debian/Ubuntu machine: system packages and a
 # virtual environment in .venv with the CPU build of torch. Safe to re-run: it skips what exists.
-#   scripts/setup.sh            # inference + data, train, hf, ray, app and dev extras
+#   scripts/setup.sh            # inference + data, train, eval, hf, ray, app and dev extras
 #   EXTRAS=data scripts/setup.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-EXTRAS="${EXTRAS:-data,train,hf,ray,app,dev}"
+EXTRAS="${EXTRAS:-data,train,eval,hf,ray,app,dev}"
 PYTHON="${PYTHON:-python3}"
 # chromium: the browser tests of the web app and the listening-study page (driven by Playwright).
 APT_PACKAGES=(fluidsynth fluid-soundfont-gm flite espeak-ng ffmpeg chromium)

@@ -10,7 +10,7 @@ from singsong.cli import build_parser, main
 
 COMMANDS = {
     "accompany", "demo", "songbook", "separate", "data", "codec", "semantic", "tokenize", "train",
-    "bundle", "serve", "study",
+    "bundle", "serve", "study", "eval", "baseline",
 }  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from singsong.cli import (
     accompany,
     bundle,
     codec,
+    evaluate,
     semantic,
     separate,
     serve,
@@ -37,6 +38,8 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     tokenize.add_tokenize,
     train.add_train,
     bundle.add_bundle,
+    evaluate.add_eval,
+    evaluate.add_baseline,
     serve.add_serve,
     serve.add_study,
 )
