@@ -6,6 +6,10 @@
 Every window of every clip (frame-aligned, phase 0, no shuffle) is scored; stage 1 reads the
 vocal streams its config trained on (``vocals_noisy_*`` or ``vocals_*``) unless ``--vocals``
 names other ones (e.g. ``vocals`` to score a noise-trained model on clean vocal codes).
+
+``--listen`` also scores stage 1 with the vocals of *another* window of the batch (a cyclic
+shift): the loss gap (shuffled minus matched) measures how much the model uses the vocals at all;
+about zero means it writes plausible instrumentals without listening.
 """
 
 from __future__ import annotations
@@ -38,23 +42,30 @@ def score(
     seconds: float,
     batch: int,
     vocals: str | None,
+    listen: bool = False,
 ) -> dict[str, float]:
     infos = json.loads((folder / "tokens.json").read_text())["tokenizers"]
     roles = ("semantic", "acoustic") if isinstance(model, Stage1Model) else ("acoustic",)
     ds = TokenDataset(folder, expect={r: TokenizerInfo(**infos[r]) for r in roles})
     windows = list(ds.windows(seconds=seconds, shuffle=False))
     total: LossOutput | None = None
-    loss_sum = 0.0
+    loss_sum = shuffled_sum = 0.0
     for i in range(0, len(windows), batch):
         part = windows[i : i + batch]
         streams = {s: torch.stack([w[s] for w in part]) for s in ds.streams}
         with torch.inference_mode():
-            if isinstance(model, Stage1Model) and vocals is not None:
+            if isinstance(model, Stage1Model):
                 q = model.config.coarse_levels
-                out = model.loss(
-                    Codes.from_streams(streams, vocals, levels=q),
-                    Codes.from_streams(streams, "instrumental", levels=q),
-                )
+                voc = Codes.from_streams(streams, vocals or model.vocal_source, levels=q)
+                inst = Codes.from_streams(streams, "instrumental", levels=q)
+                out = model.loss(voc, inst)
+                if listen:
+                    shift = torch.roll(torch.arange(len(part)), 1)  # another window's vocals
+                    other = Codes(
+                        voc.semantic[shift] if voc.semantic is not None else None,
+                        voc.acoustic[shift] if voc.acoustic is not None else None,
+                    )
+                    shuffled_sum += float(model.loss(other, inst).loss) * int(out.count.sum())
             else:
                 out = model.loss_on_streams(streams)
         loss_sum += float(out.loss) * int(out.count.sum())
@@ -64,6 +75,8 @@ def score(
         )  # fmt: skip
     assert total is not None, f"no window of {seconds} s in {folder}"
     row = {"windows": float(len(windows)), "loss": loss_sum / int(total.count.sum())}
+    if listen and isinstance(model, Stage1Model):
+        row["listen_gap"] = shuffled_sum / int(total.count.sum()) - row["loss"]
     return row | {f"acc_{k}": v for k, v in total.accuracy().items()}
 
 
@@ -74,13 +87,15 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=6.0)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--vocals", help="stage 1: vocal streams to read (vocals or vocals_noisy)")
+    p.add_argument("--listen", action="store_true", help="stage 1: matched vs shuffled vocals")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     model = load_stage(args.model)
     for folder in args.tokens:
         start = time.perf_counter()
-        row = score(model, folder, seconds=args.seconds, batch=args.batch, vocals=args.vocals)
+        row = score(model, folder, seconds=args.seconds, batch=args.batch, vocals=args.vocals,
+                    listen=args.listen)  # fmt: skip
         cells = " ".join(f"{k} {v:.4f}" for k, v in row.items() if k != "windows")
         print(f"{folder}: {int(row['windows'])} windows, {cells} "
               f"({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
