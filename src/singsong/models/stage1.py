@@ -209,6 +209,29 @@ class Stage1Model(nn.Module):
             Codes.from_streams(batch, "instrumental", levels=q),
         )
 
+    # names of :meth:`validation_sums`, which the trainer adds to its validation row
+    validation_sum_names = ("listen_gap",)
+
+    def validation_sums(self, batch: Mapping[str, Tensor], out: LossOutput) -> Tensor:
+        """``[listen_gap * positions]``: how much worse the loss gets when each window is given
+        another window's vocals (a cyclic shift of the batch), times the scored positions.
+        About zero means the model ignores the vocals: an instrumental model, not an
+        accompanist. A batch of one window has nothing to shuffle with and adds zero."""
+        count = out.count.sum().double()
+        rows = batch["instrumental_semantic"].shape[0]
+        if rows < 2:
+            return torch.zeros(1, dtype=torch.float64, device=out.loss.device)
+        shift = torch.roll(torch.arange(rows, device=out.loss.device), 1)
+        q = self.config.coarse_levels
+        voc = Codes.from_streams(batch, self.vocal_source, levels=q)
+        other = Codes(
+            semantic=None if voc.semantic is None else voc.semantic[shift],
+            acoustic=None if voc.acoustic is None else voc.acoustic[shift],
+        )
+        inst = Codes.from_streams(batch, "instrumental", levels=q)
+        shuffled = self.loss(other, inst).loss.double()
+        return ((shuffled - out.loss.double()) * count).view(1)
+
     # --- generation ------------------------------------------------------------------------------
 
     def generate(

@@ -277,19 +277,30 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Validation loss and per-level teacher-forced accuracy, summed over all ranks."""
+        """Validation loss and per-level teacher-forced accuracy, summed over all ranks, plus
+        the model's own validation measures (``validation_sum_names``, e.g. stage 1's
+        ``listen_gap``), each a sum over scored positions, reported per position."""
         assert self.valid_data is not None
         self.module.eval()
         names: tuple[str, ...] = ()
-        totals: Tensor | None = None  # [loss * count, correct per level..., count per level...]
+        extra_names = tuple(getattr(self.model, "validation_sum_names", ()))
+        e = len(extra_names)
+        # [loss * count, extra sums (e), correct per level (k), count per level (k)]
+        totals: Tensor | None = None
         for i, batch in enumerate(self._loader(self.valid_data)):
             if i >= self.cfg.eval_batches:
                 break
+            batch = _to(batch, self.device)
             with torch.autocast(self.device.type, self.autocast or torch.float32,
                                 enabled=self.autocast is not None):  # fmt: skip
-                out: LossOutput = self.model.loss_on_streams(_to(batch, self.device))  # type: ignore[operator]
+                out: LossOutput = self.model.loss_on_streams(batch)  # type: ignore[operator]
+                extras = (
+                    self.model.validation_sums(batch, out).double().view(e)  # type: ignore[operator]
+                    if e
+                    else torch.zeros(0, dtype=torch.double, device=self.device)
+                )
             names = out.level_names
-            part = torch.cat([(out.loss.float() * out.count.sum()).view(1),
+            part = torch.cat([(out.loss.double() * out.count.sum()).view(1), extras,
                               out.correct.double(), out.count.double()])  # fmt: skip
             totals = part if totals is None else totals + part
         self.module.train()
@@ -298,16 +309,19 @@ class Trainer:
             n_levels = torch.tensor([len(names)], device=self.device)
             dist.all_reduce(n_levels, op=dist.ReduceOp.MAX)
             if totals is None:
-                totals = torch.zeros(1 + 2 * int(n_levels), dtype=torch.double, device=self.device)
+                size = 1 + e + 2 * int(n_levels)
+                totals = torch.zeros(size, dtype=torch.double, device=self.device)
             dist.all_reduce(totals)
             names = names or tuple(f"level{i}" for i in range(int(n_levels)))
-        if totals is None or totals[1 + len(names) :].sum() == 0:
+        k = len(names)
+        if totals is None or totals[1 + e + k :].sum() == 0:
             log.warning("no validation batch of %d windows", self.local_batch)
             return {}
-        k = len(names)
-        correct, count = totals[1 : 1 + k], totals[1 + k :]
+        correct, count = totals[1 + e : 1 + e + k], totals[1 + e + k :]
         row = {"valid_loss": float(totals[0] / count.sum()),
                "valid_acc": float(correct.sum() / count.sum())}  # fmt: skip
+        for j, name in enumerate(extra_names):
+            row[f"valid_{name}"] = float(totals[1 + j] / count.sum())
         for name, c, n in zip(names, correct, count, strict=True):
             row[f"valid_acc_{name}"] = float(c / n) if n else float("nan")
         return row
@@ -387,13 +401,22 @@ class Trainer:
         except ImportError:
             log.warning("no matplotlib (pip install 'singsong[train]'): skipping %s", PLOT_FILE)
             return
-        fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-        for key, ax in (("train_loss", ax_loss), ("valid_loss", ax_loss), ("valid_acc", ax_acc)):
+        # a third panel for the model's own measures (stage 1: the listening gap), if any
+        extras = sorted({k for r in self.history for k in r} - {"valid_loss", "valid_acc"})
+        extras = [k for k in extras if k.startswith("valid_") and not k.startswith("valid_acc_")]
+        fig, axes = plt.subplots(1, 2 + bool(extras), figsize=(5 * (2 + bool(extras)), 4))
+        ax_loss, ax_acc = axes[0], axes[1]
+        plots = [("train_loss", ax_loss), ("valid_loss", ax_loss), ("valid_acc", ax_acc)]
+        plots += [(key, axes[2]) for key in extras]
+        for key, ax in plots:
             pts = [(r["step"], r[key]) for r in self.history if key in r]
             if pts:
                 ax.plot(*zip(*pts, strict=True), label=key, marker="." if len(pts) < 30 else None)
         ax_loss.set(xlabel="step", ylabel="cross-entropy (nats)", yscale="log")
         ax_acc.set(xlabel="step", ylabel="teacher-forced accuracy", ylim=(0, 1))
+        if extras:
+            axes[2].set(xlabel="step", ylabel="nats per position")
+            axes[2].legend()
         ax_loss.legend(), ax_acc.legend()
         fig.tight_layout()
         with atomic_path(self.run_dir / PLOT_FILE) as tmp:
