@@ -62,13 +62,21 @@ for src in songbook mir1k; do
 done
 TRAIN=("$DATA/tok_songbook_train" "$DATA/tok_mir1k_train")
 VALID=("$DATA/tok_songbook_valid" "$DATA/tok_mir1k_valid")
-# 7. the two stages (resume a stopped run with the same command plus --resume)
-for stage in stage1 stage2; do
-  resume=(); [ -f "$RUNS/$stage/checkpoint.pt" ] && resume=(--resume)
+# 7. the two stages, side by side (one core each; about two hours on this 2-core machine).
+# An interrupted stage resumes from its checkpoint when the recipe is run again.
+train_stage() {
+  local stage=$1 resume=()
+  [ -f "$RUNS/$stage/checkpoint.pt" ] && resume=(--resume)
   step "$stage" "$RUNS/$stage/release/model.safetensors" \
     $SS train "$stage" --config "$HERE/$stage.json" --tokens "${TRAIN[@]}" --valid "${VALID[@]}" \
       --out "$RUNS/$stage" --no-progress "${resume[@]}"
-done
+}
+train_stage stage1 > "$RUNS/stage1.log" 2>&1 & p1=$!
+train_stage stage2 > "$RUNS/stage2.log" 2>&1 & p2=$!
+r1=0 r2=0
+wait "$p1" || r1=$?
+wait "$p2" || r2=$?
+[ "$r1$r2" = 00 ] || { echo "recipe: a stage failed: see $RUNS/stage{1,2}.log" >&2; exit 1; }
 # 8. the bundle (fp16 weights)
 $SS bundle --semantic "$RUNS/semantic/default" --codec "$RUNS/codec/release" \
   --stage1 "$RUNS/stage1/release" --stage2 "$RUNS/stage2/release" --out "$OUT" --fp16
