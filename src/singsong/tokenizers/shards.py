@@ -177,7 +177,8 @@ class NoiseSpec:
         object.__setattr__(self, "snr_db", (float(lo), float(hi)))
 
     def apply(self, vocals: npt.NDArray[np.float32], clip_id: str) -> npt.NDArray[np.float32]:
-        g = torch.Generator().manual_seed((self.seed << 32) + zlib.crc32(clip_id.encode()))
+        seed = ((self.seed & 0xFFFFFFFF) << 32) | zlib.crc32(clip_id.encode())  # 64 bits
+        g = torch.Generator().manual_seed(seed)
         lo, hi = self.snr_db
         snr = lo + (hi - lo) * float(torch.rand((), generator=g))
         return add_noise(torch.from_numpy(vocals), snr, g).numpy()
