@@ -24,7 +24,7 @@ import torch
 
 from singsong.models import SamplingParams, Stage1Config, Stage1Model, Stage2Config, Stage2Model
 from singsong.models.codes import Codes
-from singsong.pipeline import Accompanist
+from singsong.pipeline import Accompanist, plan_windows
 from singsong.pipeline.bundle import BundleConfig, Components, debug_components
 from singsong.tokenizers.loader import load_tokenizer
 
@@ -75,10 +75,7 @@ def time_preset(comp: Components, vocals: np.ndarray, repeats: int) -> dict[str,
     frames = int(SECONDS * 25)
     window, overlap = comp.config.window_frames, comp.config.overlap_frames
     # the windows of Accompanist: each continues from the last `overlap` frames of the previous
-    spans = [(0, min(window, frames))]
-    while spans[-1][1] < frames:
-        start = spans[-1][1] - overlap
-        spans.append((start, min(start + window, frames)))
+    spans = [(a, a + n) for a, n in plan_windows(frames, window=window, overlap=overlap)]
     with torch.inference_mode():
         sem = comp.semantic.encode(wav)[:, 0, :frames]  # [1, T]
         ac = comp.codec.encode(wav)[:, :, : 2 * frames]  # [1, 12, 2T]

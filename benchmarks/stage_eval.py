@@ -22,7 +22,6 @@ from pathlib import Path
 import torch
 
 from singsong.models import Stage1Model, Stage2Model
-from singsong.models.codes import Codes
 from singsong.models.seq2seq import LossOutput
 from singsong.tokenizers.base import TokenizerInfo
 from singsong.tokenizers.token_dataset import TokenDataset
@@ -49,25 +48,17 @@ def score(
     ds = TokenDataset(folder, expect={r: TokenizerInfo(**infos[r]) for r in roles})
     windows = list(ds.windows(seconds=seconds, shuffle=False))
     total: LossOutput | None = None
-    loss_sum = shuffled_sum = 0.0
+    loss_sum = gap_sum = 0.0
     for i in range(0, len(windows), batch):
         part = windows[i : i + batch]
         streams = {s: torch.stack([w[s] for w in part]) for s in ds.streams}
+        if isinstance(model, Stage1Model) and vocals is not None:  # read other vocal streams
+            for role in ("semantic", "acoustic"):
+                streams[f"{model.vocal_source}_{role}"] = streams[f"{vocals}_{role}"]
         with torch.inference_mode():
-            if isinstance(model, Stage1Model):
-                q = model.config.coarse_levels
-                voc = Codes.from_streams(streams, vocals or model.vocal_source, levels=q)
-                inst = Codes.from_streams(streams, "instrumental", levels=q)
-                out = model.loss(voc, inst)
-                if listen:
-                    shift = torch.roll(torch.arange(len(part)), 1)  # another window's vocals
-                    other = Codes(
-                        voc.semantic[shift] if voc.semantic is not None else None,
-                        voc.acoustic[shift] if voc.acoustic is not None else None,
-                    )
-                    shuffled_sum += float(model.loss(other, inst).loss) * int(out.count.sum())
-            else:
-                out = model.loss_on_streams(streams)
+            out = model.loss_on_streams(streams)
+            if listen and isinstance(model, Stage1Model):  # the trainer's listening gap
+                gap_sum += float(model.validation_sums(streams, out))
         loss_sum += float(out.loss) * int(out.count.sum())
         total = out if total is None else LossOutput(
             loss=out.loss, correct=total.correct + out.correct, count=total.count + out.count,
@@ -76,7 +67,7 @@ def score(
     assert total is not None, f"no window of {seconds} s in {folder}"
     row = {"windows": float(len(windows)), "loss": loss_sum / int(total.count.sum())}
     if listen and isinstance(model, Stage1Model):
-        row["listen_gap"] = shuffled_sum / int(total.count.sum()) - row["loss"]
+        row["listen_gap"] = gap_sum / int(total.count.sum())
     return row | {f"acc_{k}": v for k, v in total.accuracy().items()}
 
 

@@ -217,6 +217,9 @@ class CodeLM(nn.Module):
 
 
 FORMAT_VERSION = "1"
+# in a stage release folder: the tokenizers whose codes the model was trained on (written by the
+# trainer, checked when a bundle is assembled)
+STAGE_TOKENIZERS_FILE = "tokenizers.json"
 
 
 def save_model(

@@ -29,6 +29,7 @@ from singsong.errors import SingsongError
 from singsong.models import Stage1Config, Stage1Model, Stage2Config, Stage2Model
 from singsong.models.codes import FEATURIZATIONS
 from singsong.models.noise import INFERENCE_SNR_DB
+from singsong.models.seq2seq import STAGE_TOKENIZERS_FILE
 from singsong.tokenizers.codec import Codec, CodecConfig, CodecTokenizer
 from singsong.tokenizers.semantic import MusicFeatures, SemanticConfig, SemanticTokenizer
 
@@ -191,7 +192,7 @@ def assemble_bundle(
     )
     mine = {"semantic": parts.semantic.info.to_dict(), "acoustic": parts.codec.info.to_dict()}
     for name, folder in (("stage1", Path(stage1)), ("stage2", Path(stage2))):
-        path = folder / "tokenizers.json"
+        path = folder / STAGE_TOKENIZERS_FILE
         if not path.is_file():
             raise SingsongError(
                 f"{path} is missing: cannot tell which tokenizers {name} was trained on "

@@ -27,7 +27,7 @@ from singsong.tokenizers.shards import (
     read_json,
 )
 
-__all__ = ["TokenDataset", "TokenWindows"]
+__all__ = ["TokenDataset", "TokenWindows", "read_token_meta"]
 
 
 class TokenDataset:
@@ -61,7 +61,7 @@ class TokenDataset:
         self.ids: list[str] = []
         # per clip: (shard number, {stream: (first frame, frames)})
         self._where: list[tuple[int, dict[str, tuple[int, int]]]] = []
-        metas = [_read_meta(folder, expect) for folder in self.folders]
+        metas = [read_token_meta(folder, expect) for folder in self.folders]
         # served: the streams of the expected roles that every folder holds, written alike
         # (a folder without noisy vocals still serves stage 2, which reads no vocals)
         found = [{s: v for s, v in m["streams"].items() if v["tokenizer"] in expect} for m in metas]
@@ -153,8 +153,10 @@ class TokenDataset:
         )
 
 
-def _read_meta(folder: Path, expect: Mapping[str, TokenizerInfo]) -> dict[str, Any]:
-    """A finished token folder's tokens.json, checked against the expected tokenizers."""
+def read_token_meta(
+    folder: Path, expect: Mapping[str, TokenizerInfo] | None = None
+) -> dict[str, Any]:
+    r"""A finished token folder's tokens.json, checked against the ``expect``\ed tokenizers."""
     path = folder / TOKENS_FILE
     if not path.is_file():
         raise SingsongError(f"not a token folder (no {TOKENS_FILE}): {folder}")
@@ -166,7 +168,7 @@ def _read_meta(folder: Path, expect: Mapping[str, TokenizerInfo]) -> dict[str, A
         )
     if not meta.get("complete"):
         raise SingsongError(f"tokenizing into {folder} did not finish; re-run it to resume")
-    for role, info in expect.items():
+    for role, info in (expect or {}).items():
         found = meta["tokenizers"].get(role)
         if found is None:
             raise SingsongError(f"{folder} has no {role!r} tokens (roles: {list(ROLES)})")

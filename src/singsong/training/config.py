@@ -23,14 +23,14 @@ from typing import Any, Literal
 
 from singsong.audio import atomic_write
 from singsong.errors import SingsongError
+from singsong.models.seq2seq import STAGE_TOKENIZERS_FILE
 from singsong.models.stage1 import Stage1Config
 from singsong.models.stage2 import Stage2Config
 from singsong.tokenizers.base import TokenizerInfo
-from singsong.tokenizers.shards import TOKENS_FILE, read_json
+from singsong.tokenizers.token_dataset import read_token_meta
 
 __all__ = [
     "STAGES",
-    "STAGE_TOKENIZERS_FILE",
     "TRAIN_PRESETS",
     "RunConfig",
     "TrainConfig",
@@ -39,7 +39,6 @@ __all__ = [
 ]
 
 Precision = Literal["fp32", "bf16"]
-STAGE_TOKENIZERS_FILE = "tokenizers.json"  # in a stage's release folder (read by bundle.py)
 STAGES = ("stage1", "stage2")
 
 
@@ -174,17 +173,10 @@ def load_run_config(stage: str, spec: str | os.PathLike[str]) -> RunConfig:
     return RunConfig(stage, model_cfg, train_cfg)
 
 
-def _token_meta(folder: Path) -> dict[str, Any]:
-    meta = read_json(folder / TOKENS_FILE) if (folder / TOKENS_FILE).is_file() else None
-    if meta is None or not isinstance(meta.get("tokenizers"), dict):
-        raise SingsongError(f"not a token folder (no {TOKENS_FILE}): {folder}")
-    return meta
-
-
 def _token_infos(folder: Path) -> dict[str, TokenizerInfo]:
     """The tokenizers a token folder records (the run trusts the folder it is given; models
     are then sized to its vocabularies)."""
-    return {role: TokenizerInfo(**i) for role, i in _token_meta(folder)["tokenizers"].items()}
+    return {role: TokenizerInfo(**i) for role, i in read_token_meta(folder)["tokenizers"].items()}
 
 
 def _check_vocal_noise(config: Stage1Config, folders: Sequence[Path]) -> None:
@@ -194,7 +186,7 @@ def _check_vocal_noise(config: Stage1Config, folders: Sequence[Path]) -> None:
         return
     want = [config.train_snr_min_db, config.train_snr_max_db]
     for folder in folders:
-        spec = _token_meta(folder)["streams"].get("vocals_noisy_semantic")
+        spec = read_token_meta(folder)["streams"].get("vocals_noisy_semantic")
         if spec is None:
             raise SingsongError(
                 f"{folder} has no noisy vocal streams; stage 1 with vocal_noise trains on them: "
