@@ -10,8 +10,9 @@ can never leave a level's vocabulary.
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -220,6 +221,18 @@ FORMAT_VERSION = "1"
 # in a stage release folder: the tokenizers whose codes the model was trained on (written by the
 # trainer, checked when a bundle is assembled)
 STAGE_TOKENIZERS_FILE = "tokenizers.json"
+
+
+def config_from_preset(
+    presets: Mapping[str, C], name: str, overrides: Mapping[str, Any], *, what: str
+) -> C:
+    """``presets[name]`` with ``overrides`` replaced; clear errors for unknown presets, fields."""
+    if name not in presets:
+        raise SingsongError(f"unknown {what} preset {name!r}; choose one of {list(presets)}")
+    base = presets[name]
+    if unknown := set(overrides) - {f.name for f in dataclasses.fields(base)}:  # type: ignore[arg-type]
+        raise SingsongError(f"unknown {type(base).__name__} fields: {sorted(unknown)}")
+    return dataclasses.replace(base, **overrides)  # type: ignore[type-var]
 
 
 def save_model(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,13 @@ from singsong.models.codes import (
 )
 from singsong.models.noise import INFERENCE_SNR_DB, TRAIN_SNR_DB
 from singsong.models.sampling import SamplingParams
-from singsong.models.seq2seq import CodeLM, LossOutput, load_model, save_model
+from singsong.models.seq2seq import (
+    CodeLM,
+    LossOutput,
+    config_from_preset,
+    load_model,
+    save_model,
+)
 from singsong.modules.transformer import MLPKind
 
 __all__ = ["STAGE1_PRESETS", "Stage1Config", "Stage1Model"]
@@ -79,15 +85,8 @@ class Stage1Config:
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> Stage1Config:
-        """A named size (``debug``, ``small``) with optional field overrides."""
-        if name not in STAGE1_PRESETS:
-            raise SingsongError(
-                f"unknown stage-1 preset {name!r}; choose one of {list(STAGE1_PRESETS)}"
-            )
-        known = {f.name for f in fields(cls)}
-        if unknown := set(overrides) - known:
-            raise SingsongError(f"unknown Stage1Config fields: {sorted(unknown)}")
-        return replace(STAGE1_PRESETS[name], **overrides)
+        """A named size (``debug``, ``tiny``, ``small``) with optional field overrides."""
+        return config_from_preset(STAGE1_PRESETS, name, overrides, what="stage-1")
 
 
 STAGE1_PRESETS = {

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,13 @@ from singsong.models.codes import (
     split_fine,
 )
 from singsong.models.sampling import SamplingParams
-from singsong.models.seq2seq import CodeLM, LossOutput, load_model, save_model
+from singsong.models.seq2seq import (
+    CodeLM,
+    LossOutput,
+    config_from_preset,
+    load_model,
+    save_model,
+)
 from singsong.modules.transformer import MLPKind
 
 __all__ = ["STAGE2_PRESETS", "Stage2Config", "Stage2Model"]
@@ -70,14 +76,8 @@ class Stage2Config:
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> Stage2Config:
-        """A named size (``debug``, ``small``) with optional field overrides."""
-        if name not in STAGE2_PRESETS:
-            raise SingsongError(
-                f"unknown stage-2 preset {name!r}; choose one of {list(STAGE2_PRESETS)}"
-            )
-        if unknown := set(overrides) - {f.name for f in fields(cls)}:
-            raise SingsongError(f"unknown Stage2Config fields: {sorted(unknown)}")
-        return replace(STAGE2_PRESETS[name], **overrides)
+        """A named size (``debug``, ``tiny``, ``small``) with optional field overrides."""
+        return config_from_preset(STAGE2_PRESETS, name, overrides, what="stage-2")
 
 
 STAGE2_PRESETS = {
