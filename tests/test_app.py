@@ -16,7 +16,6 @@ import httpx
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -26,14 +25,6 @@ from singsong.app.server import STATIC_DIR
 from singsong.errors import SingsongError
 
 SR = 16_000
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tone(seconds: float, freq: float = 220.0, amp: float = 0.3, sr: int = SR) -> np.ndarray:

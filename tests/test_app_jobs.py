@@ -18,7 +18,6 @@ from singsong.errors import AudioError
 from tests.test_app import (
     SR,
     FakeAccompanist,
-    _one_thread,  # noqa: F401  (autouse fixture: torch on one thread)
     live_server,
     settings,
     submit,

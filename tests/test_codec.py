@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,15 +32,6 @@ def _signal(n: int, seed: int = 0, batch: int = 2) -> torch.Tensor:
         x = sum(torch.sin(2 * math.pi * f0 * k * t) / k for k in range(1, 5))
         out.append(0.2 * x + 0.01 * torch.randn(n, generator=g))
     return torch.stack(out).float()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """The debug codec is tiny: extra threads only add sync overhead (badly so on a busy CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

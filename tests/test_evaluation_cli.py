@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from singsong.errors import SingsongError
 from singsong.evaluation.run import (
@@ -19,8 +18,6 @@ from singsong.evaluation.run import (
     song_of,
 )
 from tests.test_evaluation_synth import SR, band, melody
-
-torch.set_num_threads(1)
 
 
 def _parser() -> argparse.ArgumentParser:

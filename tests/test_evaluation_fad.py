@@ -18,8 +18,6 @@ from singsong.evaluation.embeddings import (
 from singsong.evaluation.fad import Gaussian, bootstrap_fad, fad, fad_folders, frechet_distance
 from tests.test_evaluation_synth import SR, band, tone
 
-torch.set_num_threads(1)
-
 
 def _random_cov(rng: np.random.Generator, d: int) -> np.ndarray:
     a = rng.normal(size=(d, 2 * d))

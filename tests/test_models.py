@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,14 +18,6 @@ from singsong.models.stage2 import Stage2Config, Stage2Model
 from singsong.modules.transformer import Decoder, Encoder
 
 VS, VA = 11, 7  # small, different vocabularies: a code of the wrong level would show
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def stage1(featurization: str = "S", **kw: object) -> Stage1Model:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +29,6 @@ from singsong.pipeline.bundle import BUNDLE_FILE
 SR = 16_000
 # 2 s windows overlapping by 0.8 s: the windowed path runs on inputs of a few seconds
 FAST: dict[str, Any] = {"window_seconds": 2.0, "overlap_seconds": 0.8}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny models: extra threads only add sync overhead."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
