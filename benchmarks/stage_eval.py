@@ -48,7 +48,8 @@ def score(
     ds = TokenDataset(folder, expect={r: TokenizerInfo(**infos[r]) for r in roles})
     windows = list(ds.windows(seconds=seconds, shuffle=False))
     total: LossOutput | None = None
-    loss_sum = gap_sum = 0.0
+    loss_sum = 0.0
+    gap_sums = torch.zeros(2, dtype=torch.float64)
     for i in range(0, len(windows), batch):
         part = windows[i : i + batch]
         streams = {s: torch.stack([w[s] for w in part]) for s in ds.streams}
@@ -57,8 +58,8 @@ def score(
                 streams[f"{model.vocal_source}_{role}"] = streams[f"{vocals}_{role}"]
         with torch.inference_mode():
             out = model.loss_on_streams(streams)
-            if listen and isinstance(model, Stage1Model):  # the trainer's listening gap
-                gap_sum += float(model.validation_sums(streams, out))
+            if listen and isinstance(model, Stage1Model):  # the trainer's listening gaps
+                gap_sums += model.validation_sums(streams, out).cpu()
         loss_sum += float(out.loss) * int(out.count.sum())
         total = out if total is None else LossOutput(
             loss=out.loss, correct=total.correct + out.correct, count=total.count + out.count,
@@ -67,7 +68,8 @@ def score(
     assert total is not None, f"no window of {seconds} s in {folder}"
     row = {"windows": float(len(windows)), "loss": loss_sum / int(total.count.sum())}
     if listen and isinstance(model, Stage1Model):
-        row["listen_gap"] = gap_sum / int(total.count.sum())
+        gaps = (gap_sums / int(total.count.sum())).tolist()
+        row |= dict(zip(model.validation_sum_names, gaps, strict=True))
     return row | {f"acc_{k}": v for k, v in total.accuracy().items()}
 
 

@@ -26,7 +26,11 @@ def stage1(featurization: str = "S", **kw: object) -> Stage1Model:
         "debug", featurization=featurization, semantic_codebook_size=VS, acoustic_codebook_size=VA,
         dim=16, **kw,
     )  # fmt: skip
-    return Stage1Model(cfg).eval()
+    model = Stage1Model(cfg).eval()
+    if model.lm.time_embed is not None:  # starts at zero (no effect): give it one to test
+        assert not model.lm.time_embed.weight.any()
+        torch.nn.init.normal_(model.lm.time_embed.weight, std=0.1)
+    return model
 
 
 def stage2(**kw: object) -> Stage2Model:
@@ -80,15 +84,24 @@ def test_encoder_is_bidirectional_and_ignores_padding() -> None:
 
 
 def incremental_logits(
-    lm: CodeLM, src: L.Flat, tgt: L.Flat, mask: torch.Tensor | None, sizes: list[int]
+    lm: CodeLM,
+    src: L.Flat,
+    tgt: L.Flat,
+    mask: torch.Tensor | None,
+    sizes: list[int],
+    times: dict[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Teacher-forced logits through the KV cache, feeding blocks of the given sizes."""
-    memory = lm.encode(src.codes, src.levels, mask)
+    st, tt = (times or {}).get("source_times"), (times or {}).get("target_times")
+    memory = lm.encode(src.codes, src.levels, mask, st)
     cache = lm.decoder.start(memory, capacity=tgt.codes.shape[1], memory_mask=mask)
     b = tgt.codes.shape[0]
+    next_times = None if tt is None else tt[1:]
     inputs = torch.cat(
-        [lm._bos(b, memory.device), lm._embed_targets(tgt.codes[:, :-1], tgt.levels[:-1])], dim=1
-    )
+        [lm._bos(b, memory.device, tt),
+         lm._embed_targets(tgt.codes[:, :-1], tgt.levels[:-1], next_times)],
+        dim=1,
+    )  # fmt: skip
     hs, i = [], 0
     for n in sizes:
         hs.append(lm.decoder.step(inputs[:, i : i + n], cache))
@@ -97,16 +110,24 @@ def incremental_logits(
     return lm.level_logits(torch.cat(hs, dim=1), tgt.levels)
 
 
+@pytest.mark.parametrize("time_axis", [False, True])
 @pytest.mark.parametrize("sizes", ["ones", "blocks"])
-def test_kv_cache_matches_full_forward_stage1(sizes: str) -> None:
-    model = stage1("SA")
+def test_kv_cache_matches_full_forward_stage1(sizes: str, time_axis: bool) -> None:
+    model = stage1("SA", time_axis=time_axis)
     v, inst = vocals(), vocals(seed=2)
     src, tgt = model.source(v), model.target(inst)
     full = model(v, inst)
     n = tgt.codes.shape[1]
     steps = [1] * n if sizes == "ones" else [5, 1, 1, n - 7]
+    times = model._times(v.frames, src.codes.device)
+    assert bool(times) == time_axis
+    if time_axis:  # the time signal matters: the same codes at other times give other logits
+        shifted = {k: t + 1 for k, t in times.items()}
+        assert not torch.allclose(
+            model.lm(src.codes, src.levels, tgt.codes, tgt.levels, **shifted), full
+        )
     torch.testing.assert_close(
-        incremental_logits(model.lm, src, tgt, None, steps), full, atol=1e-5, rtol=0
+        incremental_logits(model.lm, src, tgt, None, steps, times), full, atol=1e-5, rtol=0
     )
 
 
@@ -120,8 +141,9 @@ def test_kv_cache_matches_full_forward_stage2() -> None:
     torch.testing.assert_close(inc, full, atol=1e-5, rtol=0)
 
 
-def test_greedy_generation_is_consistent_with_forward() -> None:
-    model = stage1("S").double()
+@pytest.mark.parametrize("time_axis", [False, True])
+def test_greedy_generation_is_consistent_with_forward(time_axis: bool) -> None:
+    model = stage1("S", time_axis=time_axis).double()
     v = vocals(b=2, t=3)
     out = model.generate(v, params=SamplingParams(temperature=0))
     logits = model(v, out)
@@ -140,6 +162,23 @@ def test_greedy_generation_is_consistent_with_forward() -> None:
 
 
 # --- layouts -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("featurization", ["S", "A", "SA"])
+def test_times_follow_the_layouts(featurization: str) -> None:
+    t, q = 3, 2
+    v = vocals(b=1, t=t)
+    src = L.featurize(featurization, v, coarse_levels=q)
+    times = L.source_times(featurization, t, coarse_levels=q)
+    assert times.shape == src.levels.shape
+    assert times.min() == 0 and times.max() == (t - 1 if featurization == "S" else t - 0.5)
+    assert (times.diff() >= 0).all()  # every layout runs forward in time
+    # each position's time is that of its frame: semantic at t, acoustic frame u at u / 2
+    tgt = L.stage1_target(sem(v), ac(v)[:, :q])
+    target_times = L.stage1_times(t, q)
+    assert target_times.shape == tgt.levels.shape
+    assert target_times[:t].tolist() == [0.0, 1.0, 2.0]
+    assert target_times[t:].tolist() == [u / 2 for u in range(2 * t) for _ in range(q)]
 
 
 @pytest.mark.parametrize("t", [1, 2, 5])
@@ -292,6 +331,56 @@ def test_loss_and_per_level_accuracy_from_streams() -> None:
     out2 = stage2().loss_on_streams(batch)
     assert out2.count.tolist() == [16] * 8  # 8 frames in chunks of 3: padding is not scored
     assert out2.level_names[0] == "acoustic5"
+
+
+def test_semantic_loss_weight_weights_the_semantic_positions() -> None:
+    v, inst = vocals(b=2, t=4), vocals(b=2, t=4, seed=5)
+    plain, weighted = stage1("S"), stage1("S", semantic_loss_weight=3.0)
+    weighted.load_state_dict(plain.state_dict())
+    src, tgt = plain.source(v), plain.target(inst)
+    logits = plain.lm(src.codes, src.levels, tgt.codes, tgt.levels)
+    per = torch.nn.functional.cross_entropy(logits.transpose(1, 2), tgt.codes, reduction="none")
+    w = torch.where(tgt.levels == 0, 3.0, 1.0).expand_as(per)
+    expected = (per * w).sum() / w.sum()
+    torch.testing.assert_close(weighted.loss(v, inst).loss, expected)
+    torch.testing.assert_close(plain.loss(v, inst).loss, per.mean())
+    with pytest.raises(SingsongError, match="semantic_loss_weight"):
+        Stage1Config(semantic_loss_weight=0.0)
+
+
+def test_target_dropout_acts_in_training_only() -> None:
+    v, inst = vocals(b=2, t=4), vocals(b=2, t=4, seed=5)
+    plain, dropped = stage1("S"), stage1("S", target_dropout=0.5)
+    dropped.load_state_dict(plain.state_dict())
+    # eval mode (and so generation) sees every code: same logits as without dropout
+    torch.testing.assert_close(dropped(v, inst), plain(v, inst))
+    dropped.train()
+    torch.manual_seed(0)
+    a = dropped(v, inst)
+    torch.manual_seed(0)
+    assert torch.equal(a, dropped(v, inst))  # seeded
+    assert not torch.allclose(a, plain(v, inst))
+    # the first position sees only BOS either way: dropout hides inputs, never targets
+    torch.testing.assert_close(a[:, 0], plain(v, inst)[:, 0])
+    with pytest.raises(SingsongError, match="target_dropout"):
+        Stage1Config(target_dropout=1.0)
+
+
+def test_listening_gaps_are_zero_without_vocals_and_positive_with() -> None:
+    v, inst = vocals(b=3, t=4), vocals(b=3, t=4, seed=5)
+    batch = {"vocals_noisy_semantic": sem(v)[:, None], "instrumental_semantic": sem(inst)[:, None],
+             "instrumental_acoustic": ac(inst)}  # fmt: skip
+    model = stage1("S")
+    out = model.loss_on_streams(batch)
+    gaps = model.validation_sums(batch, out) / out.count.sum()
+    assert gaps.shape == (2,) and len(model.validation_sum_names) == 2
+    # a model whose encoder output is zeroed cannot tell the vocals apart: both gaps are zero
+    deaf = stage1("S")
+    torch.nn.init.zeros_(deaf.lm.source_embed.weight)
+    out = deaf.loss_on_streams(batch)
+    torch.testing.assert_close(
+        deaf.validation_sums(batch, out), torch.zeros(2, dtype=torch.float64)
+    )
 
 
 # --- release artifacts ---------------------------------------------------------------------------

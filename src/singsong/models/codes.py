@@ -51,10 +51,12 @@ __all__ = [
     "fine_vocab",
     "frame_major",
     "input_vocab",
+    "source_times",
     "split_fine",
     "split_frame_major",
     "split_stage1",
     "stage1_target",
+    "stage1_times",
     "stage1_vocab",
 ]
 
@@ -217,6 +219,35 @@ def split_stage1(codes: Tensor, *, frames: int, coarse_levels: int) -> tuple[Ten
     if codes.dim() != 2 or codes.shape[1] != expect:
         raise SingsongError(f"expected stage-1 codes [B, {expect}], got {_shape(codes)}")
     return codes[:, :frames], split_frame_major(codes[:, frames:], coarse_levels)
+
+
+def _acoustic_times(frames: int, levels: int, device: torch.device | None) -> Tensor:
+    """Frame-major acoustic positions (``frames`` 50 Hz frames x ``levels``) -> their time in
+    semantic frames (a 50 Hz frame ``u`` starts at ``u / 2``)."""
+    return torch.arange(frames, device=device).repeat_interleave(levels) / SEMANTIC_PER_ACOUSTIC
+
+
+def stage1_times(frames: int, coarse_levels: int, device: torch.device | None = None) -> Tensor:
+    """When each position of the stage-1 target sounds, in semantic frames (float [9T]): the
+    semantic code ``s[t]`` at ``t``, the coarse codes of 50 Hz frame ``u`` at ``u / 2``."""
+    return torch.cat(
+        [torch.arange(frames, device=device, dtype=torch.float32),
+         _acoustic_times(SEMANTIC_PER_ACOUSTIC * frames, coarse_levels, device)]
+    )  # fmt: skip
+
+
+def source_times(featurization: str, frames: int, *, coarse_levels: int,
+                 device: torch.device | None = None) -> Tensor:  # fmt: skip
+    """When each position of a vocal featurization sounds, in semantic frames (float [S])."""
+    _check_featurization(featurization)
+    u = SEMANTIC_PER_ACOUSTIC * frames
+    if featurization == "S":
+        return torch.arange(frames, device=device, dtype=torch.float32)
+    if featurization == "A":
+        return _acoustic_times(u, coarse_levels, device)
+    # SA runs: s[t] | a[2t, 1..Q] | a[2t + 1, 1..Q]
+    run = torch.cat([torch.zeros(1, device=device), _acoustic_times(2, coarse_levels, device)])
+    return (torch.arange(frames, device=device)[:, None] + run[None]).flatten()
 
 
 # --- stage 2 -----------------------------------------------------------------------------------

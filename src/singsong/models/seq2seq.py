@@ -67,12 +67,37 @@ class CodeLM(nn.Module):
         mlp_ratio: float,
         mlp: MLPKind,
         dropout: float,
+        target_dropout: float = 0.0,
+        level_weights: tuple[float, ...] | None = None,
+        time_embedding: bool = False,
     ) -> None:
         super().__init__()
         self.source_vocab, self.target_vocab = source_vocab, target_vocab
+        if not 0.0 <= target_dropout < 1.0:
+            raise SingsongError(f"target_dropout must be in [0, 1), got {target_dropout}")
+        # training only: this fraction of the decoder's *input* codes is replaced by the BOS row,
+        # so the decoder cannot lean on copying its own past and has to use the source (word
+        # dropout, as in Bowman et al. 2016); generation always sees every code
+        self.target_dropout = target_dropout
+        self.level_weights: Tensor | None
+        if level_weights is not None and len(level_weights) != len(target_vocab.sizes):
+            raise SingsongError(
+                f"{len(level_weights)} level weights for {len(target_vocab.sizes)} target levels"
+            )
+        self.register_buffer(
+            "level_weights",
+            None if level_weights is None else torch.tensor(level_weights, dtype=torch.float32),
+            persistent=False,
+        )
         self.bos = target_vocab.total  # one extra row after the levels' blocks
         self.source_embed = nn.Embedding(source_vocab.total, dim)
         self.target_embed = nn.Embedding(target_vocab.total + 1, dim)
+        # a shared time axis for source and target (see :func:`time_features`): the rotary
+        # positions of each attention are its own sequence's indices, so without it the
+        # cross-attention cannot tell which vocal frame sounds with the code being written
+        self.time_embed = (
+            nn.Linear(2 * TIME_FREQUENCIES, dim, bias=False) if time_embedding else None
+        )
         self.drop = nn.Dropout(dropout)
         self.encoder = Encoder(
             dim=dim,
@@ -95,6 +120,10 @@ class CodeLM(nn.Module):
         self.register_buffer("source_offsets", torch.tensor(source_vocab.offsets), persistent=False)
         self.register_buffer("target_offsets", torch.tensor(target_vocab.offsets), persistent=False)
         self.apply(self._init)
+        if self.time_embed is not None:
+            # starts silent: the sinusoids (norm ~5.7) would otherwise swamp the 0.02-std token
+            # embeddings and slow early learning; the model turns the time signal up as it helps
+            nn.init.zeros_(self.time_embed.weight)
         # GPT-2: scale the projections that write into the residual stream by depth
         for name, p in self.named_parameters():
             if name.endswith(("proj.weight", "w_out.weight")):
@@ -107,18 +136,39 @@ class CodeLM(nn.Module):
 
     # --- pieces ----------------------------------------------------------------------------------
 
-    def encode(self, codes: Tensor, levels: Tensor, mask: Tensor | None = None) -> Tensor:
+    def _time(self, x: Tensor, times: Tensor | None) -> Tensor:
+        """Add the time signal of ``times`` [L] to ``x`` [B, L, D] (models with a time axis)."""
+        if self.time_embed is None:
+            return x
+        if times is None:
+            raise SingsongError("this model has a time axis: pass the positions' times")
+        return x + self.time_embed(time_features(times.to(x.device)).to(x.dtype))
+
+    def encode(
+        self,
+        codes: Tensor,
+        levels: Tensor,
+        mask: Tensor | None = None,
+        times: Tensor | None = None,  # [S], for models with a time axis
+    ) -> Tensor:
         """Source codes [B, S] at levels [S] (+ padding mask [B, S]) -> memory [B, S, D]."""
         ids = codes.clamp(min=0) + self.source_offsets[levels]
-        return self.encoder(self.drop(self.source_embed(ids)), mask)
+        return self.encoder(self.drop(self._time(self.source_embed(ids), times)), mask)
 
-    def _embed_targets(self, codes: Tensor, levels: Tensor) -> Tensor:
+    def _embed_targets(self, codes: Tensor, levels: Tensor, times: Tensor | None) -> Tensor:
+        """Decoder inputs: target codes [B, L] at ``levels`` [L]; ``times`` [L] are the times
+        of the positions these inputs *predict* (each input's next position)."""
         # unknown (-1) codes only occur after the last real one of a sequence (padding), where
         # causality keeps them from affecting anything scored; any valid id will do
-        return self.target_embed(codes.clamp(min=0) + self.target_offsets[levels])
+        ids = codes.clamp(min=0) + self.target_offsets[levels]
+        if self.training and self.target_dropout > 0:
+            drop = torch.rand(ids.shape, device=ids.device) < self.target_dropout
+            ids = ids.masked_fill(drop, self.bos)
+        return self._time(self.target_embed(ids), times)
 
-    def _bos(self, batch: int, device: torch.device) -> Tensor:
-        return self.target_embed(torch.full((batch, 1), self.bos, device=device))  # [B, 1, D]
+    def _bos(self, batch: int, device: torch.device, times: Tensor | None) -> Tensor:
+        bos = self.target_embed(torch.full((batch, 1), self.bos, device=device))  # [B, 1, D]
+        return self._time(bos, None if times is None else times[:1])  # predicts position 0
 
     def level_logits(self, h: Tensor, levels: Tensor) -> Tensor:
         """Hidden states [B, L, D] at target levels [L] -> local-code logits [B, L, V]."""
@@ -140,22 +190,32 @@ class CodeLM(nn.Module):
         target: Tensor,  # [B, L] local codes (-1 = padding, not scored)
         target_levels: Tensor,  # [L]
         source_mask: Tensor | None = None,  # [B, S] bool, True = real
+        source_times: Tensor | None = None,  # [S] float, for models with a time axis
+        target_times: Tensor | None = None,  # [L] float
     ) -> Tensor:
         """Teacher forcing: logits [B, L, V] where position ``i`` predicts ``target[:, i]``
         from the source and ``target[:, :i]``."""
-        memory = self.encode(source, source_levels, source_mask)
+        memory = self.encode(source, source_levels, source_mask, source_times)
+        next_times = None if target_times is None else target_times[1:]
         x = torch.cat(
-            [self._bos(target.shape[0], target.device),
-             self._embed_targets(target[:, :-1], target_levels[:-1])],
+            [self._bos(target.shape[0], target.device, target_times),
+             self._embed_targets(target[:, :-1], target_levels[:-1], next_times)],
             dim=1,
         )  # fmt: skip
         h = self.decoder(self.drop(x), memory, source_mask)
         return self.level_logits(h, target_levels)
 
     def loss(self, logits: Tensor, target: Tensor, target_levels: Tensor) -> LossOutput:
-        """Mean cross-entropy over positions with a known target (-1 is ignored)."""
+        """Mean cross-entropy over positions with a known target (-1 is ignored), weighted
+        per level when the model has ``level_weights``."""
         flat = logits.float().flatten(0, 1)  # [B * L, V]
-        ce = F.cross_entropy(flat, target.flatten(), ignore_index=-1)
+        if self.level_weights is None:
+            ce = F.cross_entropy(flat, target.flatten(), ignore_index=-1)
+        else:
+            per = F.cross_entropy(flat, target.flatten(), ignore_index=-1, reduction="none")
+            w = self.level_weights[target_levels].expand_as(target).flatten()  # [B * L]
+            w = w * (target.flatten() >= 0)
+            ce = (per * w).sum() / w.sum().clamp(min=1e-8)
         with torch.no_grad():
             valid = target >= 0
             hit = (logits.argmax(dim=-1) == target) & valid  # [B, L]
@@ -179,12 +239,14 @@ class CodeLM(nn.Module):
         params: SamplingParams,
         forced: Tensor | None = None,  # [B * takes, L] known codes (-1 = sample)
         source_mask: Tensor | None = None,  # [B, S]
+        source_times: Tensor | None = None,  # [S], for models with a time axis
+        target_times: Tensor | None = None,  # [L]
     ) -> Tensor:
         """Sample target codes [B * takes, L] (row ``b * takes + n`` is take ``n`` of input
         ``b``) with a KV cache. Forced positions are fed, not sampled; runs of positions that
         are forced in every row (a prompt) go through the decoder as one block."""
         n_takes, length = params.takes, len(target_levels)
-        memory = self.encode(source, source_levels, source_mask)
+        memory = self.encode(source, source_levels, source_mask, source_times)
         memory = memory.repeat_interleave(n_takes, dim=0)  # the takes share one encoder pass
         mask = None if source_mask is None else source_mask.repeat_interleave(n_takes, dim=0)
         rows = memory.shape[0]
@@ -204,9 +266,10 @@ class CodeLM(nn.Module):
             if all_forced[i]:
                 i += 1  # known in every row: fed later together with the next block
                 continue
-            x = self._embed_targets(out[:, fed:i], target_levels[fed:i])  # [B', i - fed, D]
-            if not started:
-                x = torch.cat([self._bos(rows, memory.device), x], dim=1)
+            next_times = None if target_times is None else target_times[fed + 1 : i + 1]
+            x = self._embed_targets(out[:, fed:i], target_levels[fed:i], next_times)
+            if not started:  # x: [B', i - fed (+ 1 with BOS), D]
+                x = torch.cat([self._bos(rows, memory.device, target_times), x], dim=1)
                 started = True
             h = self.decoder.step(x, cache)[:, -1]  # [B', D], predicts position i
             off, size = self.target_vocab.offsets[levels[i]], self.target_vocab.sizes[levels[i]]
@@ -215,6 +278,23 @@ class CodeLM(nn.Module):
             out[:, i] = torch.where(forced[:, i] >= 0, forced[:, i], code)
             fed, i = i, i + 1
         return out
+
+
+TIME_FREQUENCIES = 32
+TIME_PERIODS = (3.0, 3000.0)  # shortest and longest period, in semantic frames (40 ms)
+
+
+def time_features(times: Tensor) -> Tensor:
+    """Times [L] (float, in semantic frames) -> sinusoids [L, 2 * TIME_FREQUENCIES] at periods
+    spaced geometrically over :data:`TIME_PERIODS` (Vaswani et al.'s positions, on a time axis
+    that source and target share)."""
+    lo, hi = TIME_PERIODS
+    periods = torch.logspace(
+        torch.log10(torch.tensor(lo)), torch.log10(torch.tensor(hi)), TIME_FREQUENCIES,
+        device=times.device,
+    )  # fmt: skip
+    angle = 2 * torch.pi * times.float()[:, None] / periods  # [L, F]
+    return torch.cat([angle.sin(), angle.cos()], dim=-1)
 
 
 FORMAT_VERSION = "1"

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from singsong.errors import SingsongError
@@ -29,8 +30,10 @@ from singsong.models.codes import (
     check_grid,
     featurize,
     input_vocab,
+    source_times,
     split_stage1,
     stage1_target,
+    stage1_times,
     stage1_vocab,
 )
 from singsong.models.noise import INFERENCE_SNR_DB, TRAIN_SNR_DB
@@ -62,6 +65,14 @@ class Stage1Config:
     mlp_ratio: float = 4.0
     mlp: MLPKind = "swiglu"
     dropout: float = 0.0
+    # training aids that make the decoder listen to the vocals (see docs/model.md): the share of
+    # decoder input codes hidden during training, and the weight of the semantic codes' loss
+    # against each coarse level's (they are 1/9 of the positions but carry the harmony)
+    target_dropout: float = 0.0
+    semantic_loss_weight: float = 1.0
+    # a time axis shared by the vocal and instrumental positions (sinusoids of when each code
+    # sounds, added to the embeddings), so cross-attention can find the vocals of "now"
+    time_axis: bool = False
     # vocal noise (dB SNR): train on the token folders' ``vocals_noisy_*`` streams, whose noise
     # was drawn uniformly in [min, max] (checked at training), and add noise at the fixed
     # inference SNR (None: none). vocal_noise=False trains on the clean (separated) vocals.
@@ -80,6 +91,10 @@ class Stage1Config:
             raise SingsongError(f"dim {self.dim} must split into {self.heads} even-sized heads")
         if self.mlp not in ("swiglu", "gelu"):
             raise SingsongError(f"mlp must be 'swiglu' or 'gelu', got {self.mlp!r}")
+        if not 0.0 <= self.target_dropout < 1.0:
+            raise SingsongError(f"target_dropout must be in [0, 1), got {self.target_dropout}")
+        if self.semantic_loss_weight <= 0:
+            raise SingsongError("semantic_loss_weight must be positive")
         if self.train_snr_min_db > self.train_snr_max_db:
             raise SingsongError("train_snr_min_db > train_snr_max_db")
 
@@ -124,6 +139,11 @@ class Stage1Model(nn.Module):
             mlp_ratio=c.mlp_ratio,
             mlp=c.mlp,
             dropout=c.dropout,
+            target_dropout=c.target_dropout,
+            level_weights=None
+            if c.semantic_loss_weight == 1.0
+            else (c.semantic_loss_weight,) + (1.0,) * c.coarse_levels,
+            time_embedding=c.time_axis,
         )
 
     # --- layouts ---------------------------------------------------------------------------------
@@ -168,6 +188,23 @@ class Stage1Model(nn.Module):
         assert codes.semantic is not None and codes.acoustic is not None
         return stage1_target(codes.semantic, codes.acoustic)
 
+    def _times(self, frames: int, device: torch.device) -> dict[str, Tensor]:
+        """The ``source_times`` / ``target_times`` of ``frames`` semantic frames (models with
+        a time axis; none otherwise)."""
+        c = self.config
+        if not c.time_axis:
+            return {}
+        return {
+            "source_times": source_times(
+                c.featurization, frames, coarse_levels=c.coarse_levels, device=device
+            ),
+            "target_times": stage1_times(frames, c.coarse_levels, device),
+        }
+
+    def _logits(self, src: Flat, tgt: Flat, frames: int) -> Tensor:
+        times = self._times(frames, src.codes.device)
+        return self.lm(src.codes, src.levels, tgt.codes, tgt.levels, **times)
+
     def _pair(self, vocals: Codes, instrumental: Codes) -> tuple[Flat, Flat]:
         src, tgt = self.source(vocals), self.target(instrumental)
         if src.codes.shape[0] != tgt.codes.shape[0] or vocals.frames != instrumental.frames:
@@ -182,12 +219,12 @@ class Stage1Model(nn.Module):
     def forward(self, vocals: Codes, instrumental: Codes) -> Tensor:
         """Teacher-forced logits [B, 9T, V] over each position's level (stage-1 layout)."""
         src, tgt = self._pair(vocals, instrumental)
-        return self.lm(src.codes, src.levels, tgt.codes, tgt.levels)
+        return self._logits(src, tgt, vocals.frames)
 
     def loss(self, vocals: Codes, instrumental: Codes) -> LossOutput:
         """Cross-entropy and per-level accuracy (``semantic``, ``acoustic1`` ... ``acoustic4``)."""
         src, tgt = self._pair(vocals, instrumental)
-        logits = self.lm(src.codes, src.levels, tgt.codes, tgt.levels)
+        logits = self._logits(src, tgt, vocals.frames)
         return self.lm.loss(logits, tgt.codes, tgt.levels)
 
     @property
@@ -209,17 +246,18 @@ class Stage1Model(nn.Module):
         )
 
     # names of :meth:`validation_sums`, which the trainer adds to its validation row
-    validation_sum_names = ("listen_gap",)
+    validation_sum_names = ("listen_gap", "listen_gap_semantic")
 
     def validation_sums(self, batch: Mapping[str, Tensor], out: LossOutput) -> Tensor:
-        """``[listen_gap * positions]``: how much worse the loss gets when each window is given
-        another window's vocals (a cyclic shift of the batch), times the scored positions.
+        """``[gap, semantic gap] * positions``: how much worse the (unweighted) cross-entropy
+        gets when each window is given another window's vocals (a cyclic shift of the batch),
+        over all positions and over the semantic ones only, times the scored positions.
         About zero means the model ignores the vocals: an instrumental model, not an
         accompanist. A batch of one window has nothing to shuffle with and adds zero."""
         count = out.count.sum().double()
         rows = batch["instrumental_semantic"].shape[0]
         if rows < 2:
-            return torch.zeros(1, dtype=torch.float64, device=out.loss.device)
+            return torch.zeros(2, dtype=torch.float64, device=out.loss.device)
         shift = torch.roll(torch.arange(rows, device=out.loss.device), 1)
         q = self.config.coarse_levels
         voc = Codes.from_streams(batch, self.vocal_source, levels=q)
@@ -228,8 +266,20 @@ class Stage1Model(nn.Module):
             acoustic=None if voc.acoustic is None else voc.acoustic[shift],
         )
         inst = Codes.from_streams(batch, "instrumental", levels=q)
-        shuffled = self.loss(other, inst).loss.double()
-        return ((shuffled - out.loss.double()) * count).view(1)
+        tgt = self.target(inst)
+        valid = tgt.codes >= 0  # [B, L]
+        semantic = valid & (tgt.levels == 0)
+
+        def ce(vocals: Codes) -> Tensor:  # per-position cross-entropy [B, L]
+            logits = self._logits(self.source(vocals), tgt, inst.frames).float()
+            return F.cross_entropy(
+                logits.transpose(1, 2), tgt.codes, ignore_index=-1, reduction="none"
+            ).double()
+
+        gap = ce(other) - ce(voc)  # [B, L]
+        all_gap = gap[valid].mean()
+        sem_gap = gap[semantic].mean() if semantic.any() else gap.new_zeros(())
+        return torch.stack([all_gap, sem_gap]) * count
 
     # --- generation ------------------------------------------------------------------------------
 
@@ -270,7 +320,10 @@ class Stage1Model(nn.Module):
             full_ac[:, :, : 2 * frames] = p.acoustic.repeat_interleave(reps, dim=0)
             forced = stage1_target(full_sem, full_ac).codes
         levels = stage1_target(full_sem[:1], full_ac[:1]).levels
-        codes = self.lm.generate(src.codes, src.levels, levels, params=params, forced=forced)
+        codes = self.lm.generate(
+            src.codes, src.levels, levels, params=params, forced=forced,
+            **self._times(t, src.codes.device),
+        )  # fmt: skip
         semantic, coarse = split_stage1(codes, frames=t, coarse_levels=q)
         return Codes(semantic=semantic, acoustic=coarse)
 
