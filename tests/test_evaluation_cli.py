@@ -111,8 +111,11 @@ def test_eval_run_writes_report_and_numbers(tmp_path, monkeypatch) -> None:
     assert s["failures"] == {name: 4 if name == "baseline" else 0 for name in systems}
     assert s["analysis_vs_truth"]["clips"] == 2
     assert set(s["separation"]["isolated"]) >= {"harmonic_fit", "beat_alignment", "vocal_copy"}
+    listening = s["listening"]["separated"]["model:debug"]["harmonic_fit"]
+    assert listening["low"] <= listening["mean"] <= listening["high"]
     report = (out / "report.md").read_text()
     assert "model:debug" in report and "![metrics](pairs/metrics.png)" in report
+    assert "Does the model listen?" in report
     assert "**Failures**" in report and "baseline 4" in report
     assert (out / "pairs" / "metrics.png").stat().st_size > 0
     assert (out / "pairs" / "examples.png").stat().st_size > 0

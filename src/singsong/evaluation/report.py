@@ -128,6 +128,17 @@ def write_report(result: dict[str, Any], out: Path) -> Path:
                 lines += ["Ground truth minus shuffled, paired by clip:", ""]
                 lines += ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
                 lines += ["| " + " | ".join(_cell(sep[m]) for m in names) + " |", ""]
+            listening = s.get("listening", {}).get(cond) or {}
+            if listening:
+                names = list(next(iter(listening.values())))
+                lines += ["Does the model listen? Its accompaniment of the clip's vocals minus "
+                          "its accompaniment of another clip's vocals, both scored against "
+                          "this clip's vocals, paired by clip:", ""]  # fmt: skip
+                lines += ["| model | " + " | ".join(names) + " |", "|" + "---|" * (1 + len(names))]
+                for system, diffs in listening.items():
+                    cells = " | ".join(_cell(diffs[m]) for m in names)
+                    lines += [f"| {system} | {cells} |"]
+                lines.append("")
         plot_bars(s["conditions"], out / name / "metrics.png", name)
         lines += [f"![metrics]({name}/metrics.png)", ""]
         if (out / name / "examples.png").is_file():

@@ -221,6 +221,7 @@ def evaluate_set(manifest: Path, config: EvalConfig, out: Path) -> dict[str, Any
     mix_emb: dict[tuple[str, str], list[np.ndarray]] = {}
     gen_seconds: dict[str, float] = {s: 0.0 for s in systems}
     examples: list[dict[str, Any]] = []
+    model_feats: dict[tuple[str, str], dict[int, Features]] = {}  # (condition, model) -> clip
     shown = set(np.linspace(0, len(clips) - 1, config.examples).astype(int).tolist())
     for clip in tqdm(clips, desc=manifest.parent.name, unit="clip"):
         clip.features["reference"] = analyze(clip.reference)
@@ -262,6 +263,8 @@ def evaluate_set(manifest: Path, config: EvalConfig, out: Path) -> dict[str, Any
                 gen_seconds[system] += time.perf_counter() - t0
                 inst, mixture = _mixes(vocals, _fit_length(inst, vocals.size))
                 feats = feats if feats is not None else analyze(inst)
+                if system.startswith("model:"):
+                    model_feats.setdefault((cond, system), {})[k] = feats
                 metrics = agreement(vf, feats, ref) | level_checks(inst)
                 rows.append({"set": manifest.parent.name, "clip": clip.id, "condition": cond,
                              "system": system, "error": error} | metrics)  # fmt: skip
@@ -296,6 +299,14 @@ def evaluate_set(manifest: Path, config: EvalConfig, out: Path) -> dict[str, Any
     summary["separation"] = {
         cond: _separation(rows, cond, metric_names, config) for cond in config.conditions
     }
+    summary["listening"] = {
+        cond: {
+            system: _listening(clips, partner, cond, model_feats[(cond, system)], config)
+            for system in systems
+            if system.startswith("model:")
+        }
+        for cond in config.conditions
+    }
     summary["analysis_vs_truth"] = _analysis_accuracy(clips, config)
     elapsed = time.perf_counter() - started
     summary["seconds"] = {"total": elapsed, "per_clip": elapsed / len(clips)}
@@ -320,6 +331,32 @@ def _separation(
     out = {}
     for m in metrics:
         diffs = [by[("ground_truth", c)][m] - by[("shuffled", c)][m] for c in clips]
+        out[m] = _bootstrap_mean(diffs, config.rounds, config.seed)
+    return out
+
+
+LISTENING_METRICS = ("key_vs_vocals", "harmonic_fit", "beat_alignment")
+
+
+def _listening(
+    clips: list[Clip],
+    partner: list[int],
+    cond: str,
+    feats: dict[int, Features],
+    config: EvalConfig,
+) -> dict[str, Any]:
+    """Does a model listen? Per fit metric, its accompaniment of each clip's vocals minus its
+    accompaniment of the shuffle partner's vocals, both scored against this clip's vocals
+    (paired by clip, bootstrap 95 % CI): the generation-side twin of ground truth minus
+    shuffled. About zero: the model plays the same whatever is sung."""
+    out = {}
+    for m in LISTENING_METRICS:
+        diffs = []
+        for k, clip in enumerate(clips):
+            vocal = clip.features[cond]
+            shuffled = agreement(vocal, feats[partner[k]], clip.features["reference"])[m]
+            matched = agreement(vocal, feats[k], clip.features["reference"])[m]
+            diffs.append(matched - shuffled)
         out[m] = _bootstrap_mean(diffs, config.rounds, config.seed)
     return out
 
