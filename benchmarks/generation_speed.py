@@ -113,6 +113,12 @@ def time_preset(comp: Components, vocals: np.ndarray, repeats: int) -> dict[str,
     }
 
 
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--semantic", help="semantic tokenizer folder (default: the debug one)")
@@ -123,6 +129,7 @@ def main() -> None:
     p.add_argument("--overlap", type=float, default=2.0, help="pipeline overlap (s)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--model", help="also time this bundle (e.g. 'default') on the example vocals")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch thread(s), "
@@ -146,6 +153,18 @@ def main() -> None:
             f"({SECONDS / t_all:.2f}x real time)",
             flush=True,
         )
+    if args.model:
+        from singsong.assets import example_vocals
+        from singsong.audio import load_audio
+
+        accompanist = Accompanist.from_pretrained(args.model)
+        sung = load_audio(example_vocals())[: int(SECONDS * 16000)]
+        best = min(
+            _timed(lambda: accompanist.accompany(sung, 16000, seed=0)) for _ in range(args.repeats)
+        )
+        print(f"model {args.model} ({accompanist.config.release or 'unnamed'}), the example "
+              f"vocals' first {SECONDS:g} s: accompany() end to end {best:.2f} s "
+              f"({SECONDS / best:.2f}x real time)")  # fmt: skip
     if len(rows) > 1:
         base = rows[0]
         for row in rows[1:]:

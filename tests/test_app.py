@@ -286,7 +286,7 @@ def test_serve_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.delenv("SINGSONG_MODEL", raising=False)
     args = parse(["serve"])
-    assert (args.model, args.host, args.port) == ("debug", "127.0.0.1", 8000)
+    assert (args.model, args.host, args.port) == ("default", "127.0.0.1", 8000)
     monkeypatch.setenv("SINGSONG_MODEL", "/models/singsong")
     assert parse(["serve", "--port", "9000"]).model == "/models/singsong"
     with pytest.raises(SystemExit):

@@ -241,7 +241,7 @@ def test_cli_errors(
         ([str(silent), "--model", str(bundle)], "silent"),
         ([str(empty), "--model", str(bundle)], "empty"),
         ([str(silent), "--model", str(tmp_path / "missing")], "model folder not found"),
-        ([str(silent)], "no model given"),
+        ([str(silent)], "silent"),  # the bundled model by default
     ]
     for args, message in cases:
         assert cli(["accompany", *args, "-o", str(tmp_path / "o")], monkeypatch) == 2

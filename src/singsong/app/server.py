@@ -179,7 +179,9 @@ def create_app(settings: AppSettings, *, accompanist: AccompanistLike | None = N
     @app.get("/api/info", response_model=Info)
     def info() -> Info:
         return Info(
-            model="debug" if settings.is_debug_model else Path(settings.model).name,
+            model=settings.model
+            if settings.model in ("debug", "default")
+            else Path(settings.model).name,
             debug_model=settings.is_debug_model,
             max_upload_bytes=settings.max_upload_bytes,
             max_seconds=max_seconds,

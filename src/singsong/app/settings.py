@@ -28,7 +28,8 @@ class AppSettings:
     """Settings of ``singsong serve``.
 
     Attributes:
-        model: model bundle folder, or ``"debug"`` (the tiny untrained model).
+        model: model bundle folder, ``"default"`` (the bundled model) or ``"debug"`` (the tiny
+            untrained model, the default here so that tests and embedding code load nothing).
         data_dir: where job files live (one folder per job); ``None`` = a fresh temp folder,
             removed when the app stops.
         workers: generation threads sharing the one loaded model.

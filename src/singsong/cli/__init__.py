@@ -29,7 +29,7 @@ from singsong.errors import SingsongError
 
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     accompany.add_accompany,
-    songbook.add_demo,
+    accompany.add_demo,
     songbook.add_songbook,
     separate.add_separate,
     separate.add_data,

@@ -30,8 +30,9 @@ def add_accompany(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-p", type=unit_interval, help="1 = off; default: the model's")
     p.add_argument(
         "--model",
-        default=os.environ.get(MODEL_ENV),
-        help=f"model bundle folder, or 'debug' (untrained, for testing); default ${MODEL_ENV}",
+        default=os.environ.get(MODEL_ENV, "default"),
+        help="model bundle folder, 'default' (the bundled model) or 'debug' (untrained, for "
+        f"testing); default ${MODEL_ENV} or 'default'",
     )
     # One thread by default: decoding is a long chain of small steps that gains nothing from a
     # second thread, and on shared cores multi-threaded torch can run many times slower.
@@ -40,22 +41,25 @@ def add_accompany(sub: argparse._SubParsersAction) -> None:
 
 
 def run_accompany(args: argparse.Namespace) -> int:
+    out = args.out or args.vocals.with_name(f"{args.vocals.stem}-accompaniment")
+    for path in _accompany_file(args, args.vocals, out)[0]:
+        print(path)
+    return 0
+
+
+def _accompany_file(
+    args: argparse.Namespace, vocals_path: Path, out: Path
+) -> tuple[list[Path], str]:
+    """Accompany one file with the settings in ``args``: the files written, the release."""
     import torch
     from tqdm import tqdm
 
     from singsong.audio import load_audio, save_audio
-    from singsong.errors import SingsongError
     from singsong.pipeline import Accompanist
 
-    if args.model is None:
-        raise SingsongError(
-            f"no model given: pass --model PATH (a model bundle folder), set ${MODEL_ENV}, or "
-            "use --model debug (untrained, for testing)"
-        )
     torch.set_num_threads(args.threads)
     accompanist = Accompanist.from_pretrained(args.model)
-    vocals = load_audio(args.vocals)  # [N] at 16 kHz
-    out = args.out or args.vocals.with_name(f"{args.vocals.stem}-accompaniment")
+    vocals = load_audio(vocals_path)  # [N] at 16 kHz
     with tqdm(desc="windows", unit="window", leave=False) as bar:
 
         def progress(done: int, total: int) -> None:
@@ -72,8 +76,44 @@ def run_accompany(args: argparse.Namespace) -> int:
             top_p=args.top_p,
             progress=progress,
         )
+    written = []
     for i, take in enumerate(result.takes, start=1):
         folder = out / f"take-{i}"
         for name, wav in (("instrumental", take.instrumental), ("mix", take.mix)):
-            print(save_audio(folder / f"{name}.wav", wav, result.sample_rate))
+            written.append(save_audio(folder / f"{name}.wav", wav, result.sample_rate))
+    return written, accompanist.config.release
+
+
+def add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="the main job: accompany the bundled example vocals with the bundled model",
+        description="Accompany the example vocals that ship with singsong (12 s of a held-out "
+        "songbook song) and write OUT/vocals.flac, OUT/take-N/instrumental.wav and "
+        "OUT/take-N/mix.wav.",
+    )
+    p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
+    p.add_argument("--takes", type=positive_int, default=2, help="accompaniments (default 2)")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same takes (default 0)")
+    p.add_argument("--model", default="default", help="model (default: the bundled one)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
+    p.set_defaults(run=run_demo, temperature=None, top_k=None, top_p=None)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    import shutil
+    import time
+
+    from singsong.assets import example_vocals
+
+    source = example_vocals()
+    args.out.mkdir(parents=True, exist_ok=True)
+    vocals = Path(shutil.copyfile(source, args.out / source.name))
+    start = time.perf_counter()
+    written, release = _accompany_file(args, vocals, args.out)
+    seconds = time.perf_counter() - start
+    print(f"singsong demo: accompanied {vocals} ({args.takes} takes, model {args.model!r}, "
+          f"{release or 'unnamed'}) in {seconds:.1f} s:")  # fmt: skip
+    for path in written:
+        print(f"  {path}")
     return 0

@@ -27,6 +27,7 @@ def add_bundle(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=non_negative_float, default=1.0)
     p.add_argument("--top-k", type=non_negative_int, default=0, help="0 = off (default)")
     p.add_argument("--top-p", type=unit_interval, default=1.0, help="1 = off (default)")
+    p.add_argument("--release", default="", help="name and version, e.g. 'singsong-default 0.1'")
     p.add_argument(
         "--fp16", action="store_true", help="store the stage weights in float16 (half the size)"
     )
@@ -42,6 +43,7 @@ def run_bundle(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         top_k=args.top_k,
         top_p=args.top_p,
+        release=args.release,
     )
     out = assemble_bundle(
         semantic=args.semantic,

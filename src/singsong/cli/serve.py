@@ -23,8 +23,9 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=positive_int, default=8000, help="port (default 8000)")
     p.add_argument(
         "--model",
-        default=os.environ.get(MODEL_ENV) or "debug",
-        help=f"model bundle folder, or 'debug'; default ${MODEL_ENV}, else 'debug' (untrained)",
+        default=os.environ.get(MODEL_ENV) or "default",
+        help="model bundle folder, 'default' (the bundled model) or 'debug' (untrained); "
+        f"default ${MODEL_ENV}, else 'default'",
     )
     p.add_argument("--workers", type=positive_int, default=2, help="generation threads (2)")
     p.add_argument("--queue", type=positive_int, default=32, help="jobs that may wait (32)")

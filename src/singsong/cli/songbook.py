@@ -1,10 +1,9 @@
-"""``singsong songbook`` and ``singsong demo``."""
+"""``singsong songbook``."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from singsong.cli.args import positive_float, positive_int
@@ -58,31 +57,3 @@ def run_songbook(args: argparse.Namespace) -> int:
     summary = build_songbook(config, progress=not args.quiet)
     print(json.dumps(summary, indent=1))
     return 1 if summary["failed"] else 0
-
-
-def add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="the main job: render a short songbook demo")
-    p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(run=run_demo)
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    from singsong.songbook.corpus import SongbookConfig, build_songbook
-
-    # Until a trained model ships, the main job shows the data side: a few short songs, stems
-    # and mixture, from the songbook.
-    config = SongbookConfig(out=args.out, hours=60 / 3600, seed=args.seed, short=True)
-    summary = build_songbook(config)
-    if summary["failed"]:
-        print("\n".join(summary["failed"]), file=sys.stderr)
-        return 1
-    print(f"\nSongbook demo in {args.out.resolve()}:")
-    for song in sorted(p for p in args.out.iterdir() if (p / "meta.json").is_file()):
-        meta = json.loads((song / "meta.json").read_text())
-        print(
-            f"  {song.name}: {meta['style']}, {meta['key']}, {meta['tempo']:.0f} BPM "
-            f"{meta['time_signature']}, {meta['voice']} voice -> {song}/mixture.flac "
-            "(+ vocals, drums, bass, other)"
-        )
-    return 0

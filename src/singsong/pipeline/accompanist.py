@@ -124,10 +124,13 @@ class Accompanist:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str]) -> Accompanist:
-        """Load a bundle folder, or ``"debug"``: the tiny untrained model, built in memory."""
+        """Load a bundle folder, ``"default"`` (the model that ships with singsong) or
+        ``"debug"`` (the tiny untrained model, built in memory)."""
+        from singsong.assets import resolve_model
+
         if str(path) == "debug":
             return cls(debug_components())
-        return cls(load_bundle(path))
+        return cls(load_bundle(resolve_model(path)))
 
     # --- input ---------------------------------------------------------------------------------
 

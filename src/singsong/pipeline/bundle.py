@@ -65,6 +65,7 @@ class BundleConfig:
         window_seconds, overlap_seconds: long inputs are generated window by window; each window
             continues from the last ``overlap_seconds`` of the previous one (whole 40 ms frames).
         max_seconds: longest accepted input.
+        release: the model's name and version (e.g. ``singsong-default 0.1``; see its card).
     """
 
     featurization: str = "S"
@@ -77,6 +78,7 @@ class BundleConfig:
     window_seconds: float = 10.0
     overlap_seconds: float = 4.0
     max_seconds: float = MAX_SECONDS
+    release: str = ""
 
     def __post_init__(self) -> None:
         if self.featurization not in FEATURIZATIONS:
@@ -225,8 +227,8 @@ def load_bundle(directory: str | os.PathLike[str]) -> Components:
     folder = Path(directory)
     if not folder.is_dir():
         raise SingsongError(
-            f"model folder not found: {folder} (give a bundle folder, or 'debug' for the "
-            "untrained test model)"
+            f"model folder not found: {folder} (give a bundle folder, 'default' for the "
+            "bundled model or 'debug' for the untrained test model)"
         )
     path = folder / BUNDLE_FILE
     if not path.is_file():
