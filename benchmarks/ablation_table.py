@@ -16,15 +16,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from singsong.evaluation.report import _cell
+
 SET = "pairs_mir1k"
 REFERENCES = ("ground_truth", "shuffled", "baseline")
 COLUMNS = ("fad", "harmonic_fit", "key_vs_vocals", "beat_alignment", "vocal_copy")
 
 
-def cell(stat: dict[str, float] | None, digits: int = 2) -> str:
-    if not stat:
-        return "-"
-    return f"{stat['mean']:.{digits}f} [{stat['low']:.{digits}f}, {stat['high']:.{digits}f}]"
+def cell(stat: dict[str, float] | None, digits: int) -> str:
+    return _cell(stat, digits) if stat else "-"
 
 
 def name_of(system: str) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import pytest
 import soundfile as sf
@@ -17,20 +15,10 @@ from singsong.evaluation.baseline import (
     build_index,
     load_index,
 )
-from tests.test_evaluation_synth import SR, band, melody
+from tests.test_evaluation_synth import SR, band, eval_parser, melody
 
 # D major at 100 BPM (0.6 s a note): D F# A F# D' A F# D E G B G
 D_MELODY = [74, 78, 81, 78, 86, 81, 78, 74, 76, 79, 83, 79]
-
-
-def _parser() -> argparse.ArgumentParser:
-    from singsong.cli.evaluate import add_baseline, add_eval
-
-    p = argparse.ArgumentParser()
-    sub = p.add_subparsers(dest="command", required=True)
-    add_eval(sub)
-    add_baseline(sub)
-    return p
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +64,7 @@ def test_baseline_refuses_silence_and_an_empty_library(library) -> None:
 def test_baseline_cli_writes_instrumental_and_mix(library, tmp_path) -> None:
     vocals = tmp_path / "voice.wav"
     sf.write(vocals, melody(D_MELODY, beat_s=0.6), SR)
-    args = _parser().parse_args(
+    args = eval_parser().parse_args(
         ["baseline", str(vocals), "-o", str(tmp_path / "out"), "--library", str(library),
          "--index", str(tmp_path / "idx.json")]
     )  # fmt: skip
@@ -90,11 +78,11 @@ def test_baseline_cli_writes_instrumental_and_mix(library, tmp_path) -> None:
 def test_baseline_cli_errors(library, tmp_path) -> None:
     text = tmp_path / "notes.txt"
     text.write_text("not audio")
-    args = _parser().parse_args(["baseline", str(text), "--library", str(library)])
+    args = eval_parser().parse_args(["baseline", str(text), "--library", str(library)])
     with pytest.raises(AudioError, match="text file"):
         args.run(args)
     vocals = tmp_path / "voice.wav"
     sf.write(vocals, melody(D_MELODY), SR)
-    args = _parser().parse_args(["baseline", str(vocals), "--library", str(tmp_path / "nope")])
+    args = eval_parser().parse_args(["baseline", str(vocals), "--library", str(tmp_path / "nope")])
     with pytest.raises(SingsongError, match="library not found"):
         args.run(args)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
@@ -17,21 +16,11 @@ from singsong.evaluation.run import (
     shuffle_partner,
     song_of,
 )
-from tests.test_evaluation_synth import SR, band, melody
-
-
-def _parser() -> argparse.ArgumentParser:
-    from singsong.cli.evaluate import add_baseline, add_eval
-
-    p = argparse.ArgumentParser()
-    sub = p.add_subparsers(dest="command", required=True)
-    add_eval(sub)
-    add_baseline(sub)
-    return p
+from tests.test_evaluation_synth import SR, band, eval_parser, melody
 
 
 def _run(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    args = eval_parser().parse_args(argv)
     return int(args.run(args))
 
 
@@ -56,7 +45,7 @@ def test_eval_fad_errors(tmp_path) -> None:
     with pytest.raises(SingsongError, match="needs --weights"):
         _run(["eval", "fad", str(tmp_path / "one"), str(tmp_path / "one"), "--embedding", "clap"])
     with pytest.raises(SystemExit):
-        _parser().parse_args(["eval", "fad", "a", "b", "--embedding", "inception"])
+        eval_parser().parse_args(["eval", "fad", "a", "b", "--embedding", "inception"])
 
 
 def _fake_pairs(root) -> None:

@@ -5,6 +5,8 @@ Shared by tests/test_evaluation_*.py; also checks that the synthesis itself is w
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 
 SR = 16_000
@@ -57,6 +59,17 @@ def band(bpm: float, seconds: float, transpose: int = 0) -> np.ndarray:
     n = int(np.ceil(seconds / bar))
     harmony = chords((prog * n)[:n], bar)[: int(seconds * SR)]
     return (harmony + clicks(bpm, seconds)[: harmony.size]).astype(np.float32)
+
+
+def eval_parser() -> argparse.ArgumentParser:
+    """The ``eval`` and ``baseline`` commands, as the CLI tests parse them."""
+    from singsong.cli.evaluate import add_baseline, add_eval
+
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="command", required=True)
+    add_eval(sub)
+    add_baseline(sub)
+    return p
 
 
 def test_synthesis_is_what_it_claims() -> None:

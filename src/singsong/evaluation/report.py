@@ -27,10 +27,10 @@ def _pyplot() -> Any:
     return require("matplotlib.pyplot")
 
 
-def _cell(s: dict[str, float]) -> str:
+def _cell(s: dict[str, float], digits: int = 3) -> str:
     if not np.isfinite(s["mean"]):
         return "–"
-    return f"{s['mean']:.3f} [{s['low']:.3f}, {s['high']:.3f}]"
+    return f"{s['mean']:.{digits}f} [{s['low']:.{digits}f}, {s['high']:.{digits}f}]"
 
 
 def format_table(per_system: dict[str, dict[str, dict[str, float]]]) -> str:

@@ -299,9 +299,12 @@ def evaluate_set(manifest: Path, config: EvalConfig, out: Path) -> dict[str, Any
     summary["separation"] = {
         cond: _separation(rows, cond, metric_names, config) for cond in config.conditions
     }
+    matched = {(r["condition"], r["system"], r["clip"]): r for r in rows}
     summary["listening"] = {
         cond: {
-            system: _listening(clips, partner, cond, model_feats[(cond, system)], config)
+            system: _listening(
+                clips, partner, cond, system, model_feats[(cond, system)], matched, config
+            )
             for system in systems
             if system.startswith("model:")
         }
@@ -342,23 +345,22 @@ def _listening(
     clips: list[Clip],
     partner: list[int],
     cond: str,
+    system: str,
     feats: dict[int, Features],
+    matched: dict[tuple[str, str, str], dict[str, Any]],
     config: EvalConfig,
 ) -> dict[str, Any]:
     """Does a model listen? Per fit metric, its accompaniment of each clip's vocals minus its
     accompaniment of the shuffle partner's vocals, both scored against this clip's vocals
     (paired by clip, bootstrap 95 % CI): the generation-side twin of ground truth minus
     shuffled. About zero: the model plays the same whatever is sung."""
-    out = {}
-    for m in LISTENING_METRICS:
-        diffs = []
-        for k, clip in enumerate(clips):
-            vocal = clip.features[cond]
-            shuffled = agreement(vocal, feats[partner[k]], clip.features["reference"])[m]
-            matched = agreement(vocal, feats[k], clip.features["reference"])[m]
-            diffs.append(matched - shuffled)
-        out[m] = _bootstrap_mean(diffs, config.rounds, config.seed)
-    return out
+    diffs: dict[str, list[float]] = {m: [] for m in LISTENING_METRICS}
+    for k, clip in enumerate(clips):
+        own = matched[(cond, system, clip.id)]  # scored in the main loop
+        other = agreement(clip.features[cond], feats[partner[k]], clip.features["reference"])
+        for m in LISTENING_METRICS:
+            diffs[m].append(own[m] - other[m])
+    return {m: _bootstrap_mean(d, config.rounds, config.seed) for m, d in diffs.items()}
 
 
 def _reference_embeddings(manifest: Path, n: int, embedding: Any) -> list[np.ndarray]:
