@@ -9,7 +9,9 @@ names other ones (e.g. ``vocals`` to score a noise-trained model on clean vocal 
 
 ``--listen`` also scores stage 1 with the vocals of *another* window of the batch (a cyclic
 shift): the loss gap (shuffled minus matched) measures how much the model uses the vocals at all;
-about zero means it writes plausible instrumentals without listening.
+about zero means it writes plausible instrumentals without listening. The windows are then put
+in a fixed random order first, so that the other window comes from another song (in folder
+order it would mostly be the next window of the same song, in the same key).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from singsong.models import Stage1Model, Stage2Model
@@ -47,6 +50,9 @@ def score(
     roles = ("semantic", "acoustic") if isinstance(model, Stage1Model) else ("acoustic",)
     ds = TokenDataset(folder, expect={r: TokenizerInfo(**infos[r]) for r in roles})
     windows = list(ds.windows(seconds=seconds, shuffle=False))
+    if listen:  # partners from other songs (the order does not change the loss or accuracy)
+        order = np.random.default_rng(0).permutation(len(windows))
+        windows = [windows[i] for i in order]
     total: LossOutput | None = None
     loss_sum = 0.0
     gap_sums = torch.zeros(2, dtype=torch.float64)

@@ -15,7 +15,7 @@ from singsong.models.sampling import SamplingParams, filter_logits
 from singsong.models.seq2seq import CodeLM
 from singsong.models.stage1 import Stage1Config, Stage1Model
 from singsong.models.stage2 import Stage2Config, Stage2Model
-from singsong.modules.transformer import Decoder, Encoder
+from singsong.modules.transformer import Decoder, Encoder, apply_rotary
 
 VS, VA = 11, 7  # small, different vocabularies: a code of the wrong level would show
 
@@ -94,7 +94,10 @@ def incremental_logits(
     """Teacher-forced logits through the KV cache, feeding blocks of the given sizes."""
     st, tt = (times or {}).get("source_times"), (times or {}).get("target_times")
     memory = lm.encode(src.codes, src.levels, mask, st)
-    cache = lm.decoder.start(memory, capacity=tgt.codes.shape[1], memory_mask=mask)
+    aligned = lm.aligned_attention
+    cache = lm.decoder.start(
+        memory, capacity=tgt.codes.shape[1], memory_mask=mask, memory_times=st if aligned else None
+    )
     b = tgt.codes.shape[0]
     next_times = None if tt is None else tt[1:]
     inputs = torch.cat(
@@ -104,46 +107,72 @@ def incremental_logits(
     )  # fmt: skip
     hs, i = [], 0
     for n in sizes:
-        hs.append(lm.decoder.step(inputs[:, i : i + n], cache))
+        step_times = tt[i : i + n] if aligned and tt is not None else None
+        hs.append(lm.decoder.step(inputs[:, i : i + n], cache, step_times))
         i += n
     assert i == inputs.shape[1]
     return lm.level_logits(torch.cat(hs, dim=1), tgt.levels)
 
 
-@pytest.mark.parametrize("time_axis", [False, True])
+# how a model knows when each code sounds: none, the additive time axis, time-aligned
+# cross-attention, or both
+TIME_MODES = {
+    "none": {},
+    "time_axis": {"time_axis": True},
+    "aligned": {"aligned_attention": True},
+    "both": {"time_axis": True, "aligned_attention": True},
+}
+
+
+@pytest.mark.parametrize("mode", list(TIME_MODES))
 @pytest.mark.parametrize("sizes", ["ones", "blocks"])
-def test_kv_cache_matches_full_forward_stage1(sizes: str, time_axis: bool) -> None:
-    model = stage1("SA", time_axis=time_axis)
+def test_kv_cache_matches_full_forward_stage1(sizes: str, mode: str) -> None:
+    model = stage1("SA", **TIME_MODES[mode])
     v, inst = vocals(), vocals(seed=2)
     src, tgt = model.source(v), model.target(inst)
     full = model(v, inst)
     n = tgt.codes.shape[1]
     steps = [1] * n if sizes == "ones" else [5, 1, 1, n - 7]
     times = model._times(v.frames, src.codes.device)
-    assert bool(times) == time_axis
-    if time_axis:  # the time signal matters: the same codes at other times give other logits
+    assert bool(times) == (mode != "none")
+    if mode == "time_axis":  # the time signal matters: same codes at other times, other logits
         shifted = {k: t + 1 for k, t in times.items()}
         assert not torch.allclose(
             model.lm(src.codes, src.levels, tgt.codes, tgt.levels, **shifted), full
+        )
+    if mode == "aligned":  # only the offset between the two sequences' times matters
+        both = {k: t + 7 for k, t in times.items()}
+        source_only = times | {"source_times": times["source_times"] + 1}
+        lm = model.lm
+        torch.testing.assert_close(lm(src.codes, src.levels, tgt.codes, tgt.levels, **both), full)
+        assert not torch.allclose(
+            lm(src.codes, src.levels, tgt.codes, tgt.levels, **source_only), full
         )
     torch.testing.assert_close(
         incremental_logits(model.lm, src, tgt, None, steps, times), full, atol=1e-5, rtol=0
     )
 
 
-def test_kv_cache_matches_full_forward_stage2() -> None:
-    model = stage2()
+@pytest.mark.parametrize("aligned", [False, True])
+def test_kv_cache_matches_full_forward_stage2(aligned: bool) -> None:
+    model = stage2(aligned_attention=aligned)
     grid = ac(vocals(t=4))
     src, mask = model.source(grid[:, :4])
     tgt = model.target(grid[:, 4:])
     full = model(grid[:, :4], grid[:, 4:])
-    inc = incremental_logits(model.lm, src, tgt, mask, [1] * tgt.codes.shape[1])
+    times = model._times(src.codes.device)
+    assert bool(times) == aligned
+    if aligned:  # frame-major chunks: the coarse and fine codes of frame u both sit at time u
+        q, f = model.config.coarse_levels, model.config.fine_levels
+        assert times["source_times"].tolist() == [u for u in range(3) for _ in range(q)]
+        assert times["target_times"].tolist() == [u for u in range(3) for _ in range(f)]
+    inc = incremental_logits(model.lm, src, tgt, mask, [1] * tgt.codes.shape[1], times)
     torch.testing.assert_close(inc, full, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("time_axis", [False, True])
-def test_greedy_generation_is_consistent_with_forward(time_axis: bool) -> None:
-    model = stage1("S", time_axis=time_axis).double()
+@pytest.mark.parametrize("mode", list(TIME_MODES))
+def test_greedy_generation_is_consistent_with_forward(mode: str) -> None:
+    model = stage1("S", **TIME_MODES[mode]).double()
     v = vocals(b=2, t=3)
     out = model.generate(v, params=SamplingParams(temperature=0))
     logits = model(v, out)
@@ -156,9 +185,33 @@ def test_greedy_generation_is_consistent_with_forward(time_axis: bool) -> None:
     free[:1] = False
     free[3 : 3 + 8] = False  # the prompt's coarse codes: 2 frames x 4 levels after 3 semantic
     assert torch.equal(model(v, cont).argmax(-1)[:, free], tgt.codes[:, free])
-    fine_model = stage2().double()
+    fine_model = stage2(aligned_attention=mode == "aligned").double()
     fine = fine_model.generate(ac(out), params=SamplingParams(temperature=0))
     assert torch.equal(fine_model(ac(out), fine).argmax(-1), fine_model.target(fine).codes)
+
+
+def test_aligned_attention_needs_times_and_reads_the_vocals_of_now() -> None:
+    model = stage1("S", aligned_attention=True)
+    v, inst = vocals(b=1, t=6), vocals(b=1, t=6, seed=2)
+    src, tgt = model.source(v), model.target(inst)
+    with pytest.raises(SingsongError, match="pass the positions' times"):
+        model.lm(src.codes, src.levels, tgt.codes, tgt.levels)
+    with pytest.raises(ValueError, match="needs both"):
+        model.lm.decoder(torch.zeros(1, 2, 16), torch.zeros(1, 3, 16), times=torch.zeros(2))
+    cache = model.lm.decoder.start(torch.zeros(1, 3, 16), capacity=2, memory_times=torch.zeros(3))
+    with pytest.raises(ValueError, match="exactly when"):
+        model.lm.decoder.step(torch.zeros(1, 1, 16), cache)
+    # the cross-attention itself is position-aware: content-only, every memory key scores the
+    # same for identical memory rows; time-aligned, the scores depend on the time offset
+    cross = model.lm.decoder.blocks[0].cross
+    memory, x = torch.randn(1, 1, 16).expand(1, 5, 16), torch.randn(1, 1, 16)
+    rope = model.lm.decoder.rotary
+    k, _ = cross.memory_kv(memory, rope(torch.arange(5.0)))
+    q = cross.q(x).view(1, 1, 2, 8).transpose(1, 2)
+    scores = apply_rotary(q, rope(torch.tensor([2.0]))) @ k.transpose(-1, -2)  # [1, H, 1, 5]
+    assert scores.std(dim=-1).min() > 1e-4
+    plain, _ = cross.memory_kv(memory)
+    assert torch.allclose((q @ plain.transpose(-1, -2)).std(dim=-1), torch.zeros(()), atol=1e-6)
 
 
 # --- layouts -------------------------------------------------------------------------------------
@@ -455,3 +508,39 @@ def test_clear_errors_on_bad_input() -> None:
         SamplingParams(top_p=0)
     with pytest.raises(SingsongError, match="takes"):
         SamplingParams(takes=0)
+
+
+@pytest.mark.parametrize("featurization", ["S", "A"])
+def test_semantic_features_inform_every_semantic_code(featurization: str, tmp_path: Path) -> None:
+    model = stage1(featurization, semantic_features=5, aligned_attention=True)
+    lm = model.lm
+    assert lm.semantic_table is not None and (lm.source_features is None) == (featurization == "A")
+    with pytest.raises(SingsongError, match="does not fit"):
+        model.set_semantic_features(torch.zeros(VS, 4))
+    v, inst = vocals(b=1, t=4), vocals(b=1, t=4, seed=2)
+    src, tgt = model.source(v), model.target(inst)
+    times = model._times(v.frames, src.codes.device)
+    memory = lm.encode(src.codes, src.levels, None, times["source_times"])
+    before = model(v, inst)
+    model.set_semantic_features(torch.randn(VS, 5))
+    after = model(v, inst)
+    assert not torch.allclose(before, after)  # the decoder reads the table, in and out
+    # the encoder reads it only where the vocals come as semantic codes
+    memory_after = lm.encode(src.codes, src.levels, None, times["source_times"])
+    assert torch.allclose(memory, memory_after) == (featurization == "A")
+    # saved with the weights, cached decoding equals the full pass, greedy decoding is consistent
+    model.save_pretrained(tmp_path / "m")
+    loaded = Stage1Model.from_pretrained(tmp_path / "m").eval()
+    torch.testing.assert_close(loaded(v, inst), after)
+    inc = incremental_logits(lm, src, tgt, None, [1] * tgt.codes.shape[1], times)
+    torch.testing.assert_close(inc, after, atol=1e-5, rtol=0)
+    out = model.double().generate(v, params=SamplingParams(temperature=0))
+    assert torch.equal(model(v, out).argmax(-1), model.target(out).codes)
+    # a hidden (dropped-out) decoder input hides its code's features too
+    lm.train()
+    lm.target_dropout = 0.999
+    x = lm._embed_targets(tgt.codes, tgt.levels, None)
+    bos = lm.target_embed.weight[lm.bos]
+    assert torch.isclose(x, bos.expand_as(x)).all(-1).float().mean() > 0.95
+    with pytest.raises(SingsongError, match="semantic_features 0"):
+        stage1("S").set_semantic_features(torch.zeros(VS, 5))

@@ -263,3 +263,57 @@ def test_vocal_noise_streams_and_several_folders(tmp_path: Path, tokens: Path) -
     assert ds.clip("clean3")["vocals_semantic"].shape == (1, 50)
     with pytest.raises(SingsongError, match="other settings"):
         TokenDataset([tokens, other], expect=EXPECT)
+
+
+def test_init_fine_tunes_from_a_release(tmp_path: Path, tokens: Path) -> None:
+    run = load_run_config("stage1", "debug")
+    run = replace(run, train=replace(run.train, steps=4, eval_every=4, checkpoint_every=4))
+    base = train_stage(run, tokens=tokens, out=tmp_path / "base", device="cpu", progress=False)
+    # a fine-tune of one step at a negligible learning rate releases the weights it started from
+    still = replace(run, train=replace(run.train, steps=1, lr=1e-12, warmup_steps=0))
+    tuned = train_stage(still, tokens=tokens, out=tmp_path / "tuned", init=base, device="cpu",
+                        progress=False)  # fmt: skip
+    fresh = train_stage(still, tokens=tokens, out=tmp_path / "fresh", device="cpu", progress=False)
+    a, b = (Stage1Model.from_pretrained(p).state_dict() for p in (base, tuned))
+    c = Stage1Model.from_pretrained(fresh).state_dict()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=0, atol=1e-6)
+    assert any(not torch.allclose(c[k], a[k]) for k in a)
+    # another config, or a folder that is not a training release, is refused
+    wider = replace(still, model=replace(still.model, dim=64))
+    with pytest.raises(SingsongError, match="dim 32 != 64"):
+        train_stage(wider, tokens=tokens, out=tmp_path / "w", init=base, progress=False)
+    (base / "tokenizers.json").unlink()
+    with pytest.raises(SingsongError, match="not a training release"):
+        train_stage(still, tokens=tokens, out=tmp_path / "n", init=base, progress=False)
+    argv = ["stage1", "--config", "debug", "--tokens", str(tokens), "--out", str(tmp_path / "cli")]
+    assert train_main([*argv, "--init", str(tmp_path / "missing")]) == 2
+
+
+def test_semantic_features_come_from_the_tokens_tokenizer(tmp_path: Path, tokens: Path) -> None:
+    from singsong.tokenizers.semantic.tokenizer import SemanticConfig, SemanticTokenizer
+
+    cfg = SemanticConfig(codebook_size=VOCAB, dim=84)
+    torch.manual_seed(0)
+    tok = SemanticTokenizer(config=cfg, centroids=torch.randn(VOCAB, 84), mean=torch.zeros(84),
+                            std=torch.ones(84))  # fmt: skip
+    tok.save_pretrained(tmp_path / "semantic")
+    # a token folder written with that tokenizer's semantic codes
+    folder = make_tokens(tmp_path / "tok", seed=4, prefix="f")
+    for path in (folder / "tokens.json", folder / "shard-00000" / "index.json"):
+        meta = json.loads(path.read_text())
+        meta["tokenizers"]["semantic"] = tok.info.to_dict()
+        path.write_text(json.dumps(meta))
+    run = load_run_config("stage1", "debug")
+    run = replace(run, model=replace(run.model, semantic_features=84),
+                  train=replace(run.train, steps=2, eval_every=2, checkpoint_every=2))  # fmt: skip
+    with pytest.raises(SingsongError, match="--semantic"):
+        train_stage(run, tokens=folder, out=tmp_path / "a", device="cpu", progress=False)
+    with pytest.raises(SingsongError, match="token folders' semantic codes are fake-semantic"):
+        train_stage(run, tokens=tokens, out=tmp_path / "b", semantic=tmp_path / "semantic",
+                    device="cpu", progress=False)  # fmt: skip
+    release = train_stage(run, tokens=folder, out=tmp_path / "c", semantic=tmp_path / "semantic",
+                          device="cpu", progress=False)  # fmt: skip
+    table = Stage1Model.from_pretrained(release).lm.semantic_table
+    assert table is not None
+    torch.testing.assert_close(table, tok.centroids)  # a buffer: training leaves it alone

@@ -51,6 +51,19 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive_int, help="override the global batch size")
     p.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: CUDA if any)")
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR/checkpoint.pt")
+    p.add_argument(
+        "--init",
+        type=Path,
+        metavar="RELEASE",
+        help="fine-tune: start from this released model of the stage (same config and "
+        "tokenizers) with a fresh optimizer and schedule",
+    )
+    p.add_argument(
+        "--semantic",
+        type=Path,
+        metavar="RELEASE",
+        help="the token folders' semantic tokenizer (stage-1 configs with semantic_features)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run_train)
 
@@ -67,7 +80,8 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         release = train_stage(
             run, tokens=args.tokens, out=args.out, valid_tokens=args.valid, resume=args.resume,
-            device=args.device, progress=not args.no_progress,
+            init=args.init, semantic=args.semantic, device=args.device,
+            progress=not args.no_progress,
         )  # fmt: skip
         if dist.is_initialized():
             dist.barrier()  # rank 0 writes the release: nobody leaves before it is done

@@ -70,6 +70,8 @@ class CodeLM(nn.Module):
         target_dropout: float = 0.0,
         level_weights: tuple[float, ...] | None = None,
         time_embedding: bool = False,
+        aligned_attention: bool = False,
+        semantic_features: int = 0,
     ) -> None:
         super().__init__()
         self.source_vocab, self.target_vocab = source_vocab, target_vocab
@@ -92,12 +94,33 @@ class CodeLM(nn.Module):
         self.bos = target_vocab.total  # one extra row after the levels' blocks
         self.source_embed = nn.Embedding(source_vocab.total, dim)
         self.target_embed = nn.Embedding(target_vocab.total + 1, dim)
+        # what each semantic code *means*: a fixed table of its tokenizer's centroid features
+        # (pitch, chroma, ... of the cluster), projected and added to the learnt embedding of
+        # every "semantic" level, on the input and on the tied output side. A code's harmony is
+        # then known from the first step instead of learnt code by code, 1024 x 1024 pairs.
+        self.semantic_table: Tensor | None
+        self.source_features: nn.Linear | None = None
+        self.target_features: nn.Linear | None = None
+        if semantic_features > 0:
+            rows = _level_size(target_vocab, "semantic") or _level_size(source_vocab, "semantic")
+            if rows is None:
+                raise SingsongError("semantic_features needs a level named 'semantic'")
+            self.register_buffer("semantic_table", torch.zeros(rows, semantic_features))
+            if _level_size(source_vocab, "semantic") is not None:
+                self.source_features = nn.Linear(semantic_features, dim, bias=False)
+            if _level_size(target_vocab, "semantic") is not None:
+                self.target_features = nn.Linear(semantic_features, dim, bias=False)
+        else:
+            self.semantic_table = None
         # a shared time axis for source and target (see :func:`time_features`): the rotary
         # positions of each attention are its own sequence's indices, so without it the
         # cross-attention cannot tell which vocal frame sounds with the code being written
         self.time_embed = (
             nn.Linear(2 * TIME_FREQUENCIES, dim, bias=False) if time_embedding else None
         )
+        # time-aligned cross-attention: decoder queries and encoder keys rotated by their times
+        # (see :class:`~singsong.modules.transformer.CrossAttention`); no parameters of its own
+        self.aligned_attention = aligned_attention
         self.drop = nn.Dropout(dropout)
         self.encoder = Encoder(
             dim=dim,
@@ -136,6 +159,19 @@ class CodeLM(nn.Module):
 
     # --- pieces ----------------------------------------------------------------------------------
 
+    @property
+    def needs_times(self) -> bool:
+        """Whether ``forward``/``generate`` need the positions' times."""
+        return self.time_embed is not None or self.aligned_attention
+
+    def _aligned(self, times: Tensor | None) -> Tensor | None:
+        """``times`` for the decoder's time-aligned cross-attention (None when it has none)."""
+        if not self.aligned_attention:
+            return None
+        if times is None:
+            raise SingsongError("this model has time-aligned attention: pass the positions' times")
+        return times
+
     def _time(self, x: Tensor, times: Tensor | None) -> Tensor:
         """Add the time signal of ``times`` [L] to ``x`` [B, L, D] (models with a time axis)."""
         if self.time_embed is None:
@@ -153,7 +189,10 @@ class CodeLM(nn.Module):
     ) -> Tensor:
         """Source codes [B, S] at levels [S] (+ padding mask [B, S]) -> memory [B, S, D]."""
         ids = codes.clamp(min=0) + self.source_offsets[levels]
-        return self.encoder(self.drop(self._time(self.source_embed(ids), times)), mask)
+        x = self._add_features(
+            self.source_embed(ids), codes, levels, self.source_vocab, self.source_features
+        )
+        return self.encoder(self.drop(self._time(x, times)), mask)
 
     def _embed_targets(self, codes: Tensor, levels: Tensor, times: Tensor | None) -> Tensor:
         """Decoder inputs: target codes [B, L] at ``levels`` [L]; ``times`` [L] are the times
@@ -164,21 +203,49 @@ class CodeLM(nn.Module):
         if self.training and self.target_dropout > 0:
             drop = torch.rand(ids.shape, device=ids.device) < self.target_dropout
             ids = ids.masked_fill(drop, self.bos)
-        return self._time(self.target_embed(ids), times)
+            codes = codes.masked_fill(drop, -1)  # a hidden code hides its features too
+        x = self._add_features(
+            self.target_embed(ids), codes, levels, self.target_vocab, self.target_features
+        )
+        return self._time(x, times)
 
     def _bos(self, batch: int, device: torch.device, times: Tensor | None) -> Tensor:
         bos = self.target_embed(torch.full((batch, 1), self.bos, device=device))  # [B, 1, D]
         return self._time(bos, None if times is None else times[:1])  # predicts position 0
 
+    def _add_features(
+        self,
+        x: Tensor,  # [B, L, D] embeddings
+        codes: Tensor,  # [B, L] local codes (-1 = none)
+        levels: Tensor,  # [L]
+        vocab: LevelVocab,
+        proj: nn.Linear | None,
+    ) -> Tensor:
+        """``x`` plus the projected semantic features of the semantic positions' codes."""
+        if proj is None or self.semantic_table is None:
+            return x
+        table = self.semantic_table
+        here = (levels == vocab.names.index("semantic"))[None] & (codes >= 0)  # [B, L]
+        feats = proj(table[codes.clamp(0, table.shape[0] - 1)])  # [B, L, D]
+        return x + feats * here[..., None].to(x.dtype)
+
+    def output_table(self, level: int) -> Tensor:
+        """The tied output embeddings of one target level [size, D] (with its features)."""
+        off, size = self.target_vocab.offsets[level], self.target_vocab.sizes[level]
+        weight = self.target_embed.weight[off : off + size]
+        if self.target_features is not None and self.target_vocab.names[level] == "semantic":
+            assert self.semantic_table is not None
+            weight = weight + self.target_features(self.semantic_table)
+        return weight
+
     def level_logits(self, h: Tensor, levels: Tensor) -> Tensor:
         """Hidden states [B, L, D] at target levels [L] -> local-code logits [B, L, V]."""
-        sizes, offsets = self.target_vocab.sizes, self.target_vocab.offsets
+        sizes = self.target_vocab.sizes
         out = h.new_full((*h.shape[:2], max(sizes)), float("-inf"))
-        weight = self.target_embed.weight  # tied output projection
-        for lvl, (off, size) in enumerate(zip(offsets, sizes, strict=True)):
+        for lvl, size in enumerate(sizes):
             idx = (levels == lvl).nonzero()[:, 0]
             if len(idx):
-                out[:, idx, :size] = h[:, idx] @ weight[off : off + size].T
+                out[:, idx, :size] = h[:, idx] @ self.output_table(lvl).T
         return out
 
     # --- training --------------------------------------------------------------------------------
@@ -202,7 +269,13 @@ class CodeLM(nn.Module):
              self._embed_targets(target[:, :-1], target_levels[:-1], next_times)],
             dim=1,
         )  # fmt: skip
-        h = self.decoder(self.drop(x), memory, source_mask)
+        h = self.decoder(
+            self.drop(x),
+            memory,
+            source_mask,
+            times=self._aligned(target_times),
+            memory_times=self._aligned(source_times),
+        )
         return self.level_logits(h, target_levels)
 
     def loss(self, logits: Tensor, target: Tensor, target_levels: Tensor) -> LossOutput:
@@ -255,7 +328,10 @@ class CodeLM(nn.Module):
         if forced.shape != (rows, length):
             raise ValueError(f"forced codes {tuple(forced.shape)} != {(rows, length)}")
         all_forced = (forced >= 0).all(dim=0).tolist()
-        cache = self.decoder.start(memory, capacity=length, memory_mask=mask)
+        q_times = self._aligned(target_times)  # [L]: position p predicts (and sounds at) p
+        cache = self.decoder.start(
+            memory, capacity=length, memory_mask=mask, memory_times=self._aligned(source_times)
+        )
         generator = params.generator(memory.device)
         out = forced.clone()
         levels = target_levels.tolist()
@@ -271,13 +347,19 @@ class CodeLM(nn.Module):
             if not started:  # x: [B', i - fed (+ 1 with BOS), D]
                 x = torch.cat([self._bos(rows, memory.device, target_times), x], dim=1)
                 started = True
-            h = self.decoder.step(x, cache)[:, -1]  # [B', D], predicts position i
-            off, size = self.target_vocab.offsets[levels[i]], self.target_vocab.sizes[levels[i]]
-            logits = h @ self.target_embed.weight[off : off + size].T  # [B', size]
+            step_times = None
+            if q_times is not None:
+                step_times = q_times[cache.length : cache.length + x.shape[1]]
+            h = self.decoder.step(x, cache, step_times)[:, -1]  # [B', D], predicts position i
+            logits = h @ self.output_table(levels[i]).T  # [B', size of the level]
             code = sample(logits, params, generator)
             out[:, i] = torch.where(forced[:, i] >= 0, forced[:, i], code)
             fed, i = i, i + 1
         return out
+
+
+def _level_size(vocab: LevelVocab, name: str) -> int | None:
+    return vocab.sizes[vocab.names.index(name)] if name in vocab.names else None
 
 
 TIME_FREQUENCIES = 32

@@ -73,6 +73,16 @@ class Stage1Config:
     # a time axis shared by the vocal and instrumental positions (sinusoids of when each code
     # sounds, added to the embeddings), so cross-attention can find the vocals of "now"
     time_axis: bool = False
+    # time-aligned cross-attention: decoder queries and vocal keys rotated by when their codes
+    # sound (rotary on the shared time axis), so attention scores see the time offset between
+    # the code being written and each vocal code; content-only cross-attention (False, T5's)
+    # has to find "the vocals of now" from content alone, which it did not learn here
+    aligned_attention: bool = False
+    # what the semantic codes mean: the width of the semantic tokenizer's centroid features
+    # (84 for the music backend; 0 = none). The model keeps the table in its weights, filled
+    # at training from the tokenizer (`singsong train --semantic`), and adds its projection to
+    # the embeddings of every semantic code, vocal and instrumental, input and output
+    semantic_features: int = 0
     # vocal noise (dB SNR): train on the token folders' ``vocals_noisy_*`` streams, whose noise
     # was drawn uniformly in [min, max] (checked at training), and add noise at the fixed
     # inference SNR (None: none). vocal_noise=False trains on the clean (separated) vocals.
@@ -93,6 +103,8 @@ class Stage1Config:
             raise SingsongError(f"mlp must be 'swiglu' or 'gelu', got {self.mlp!r}")
         if not 0.0 <= self.target_dropout < 1.0:
             raise SingsongError(f"target_dropout must be in [0, 1), got {self.target_dropout}")
+        if self.semantic_features < 0:
+            raise SingsongError("semantic_features must be >= 0")
         if self.semantic_loss_weight <= 0:
             raise SingsongError("semantic_loss_weight must be positive")
         if self.train_snr_min_db > self.train_snr_max_db:
@@ -144,7 +156,25 @@ class Stage1Model(nn.Module):
             if c.semantic_loss_weight == 1.0
             else (c.semantic_loss_weight,) + (1.0,) * c.coarse_levels,
             time_embedding=c.time_axis,
+            aligned_attention=c.aligned_attention,
+            semantic_features=c.semantic_features,
         )
+
+    def set_semantic_features(self, table: Tensor) -> None:
+        """Fill the semantic feature table [semantic codebook size, semantic_features] (e.g. a
+        semantic tokenizer's centroids); models without one refuse."""
+        buf = self.lm.semantic_table
+        if buf is None:
+            raise SingsongError(
+                "this stage-1 config has no semantic features (semantic_features 0)"
+            )
+        if tuple(table.shape) != tuple(buf.shape):
+            raise SingsongError(
+                f"semantic feature table {tuple(table.shape)} does not fit the model's "
+                f"{tuple(buf.shape)} (codebook size x semantic_features)"
+            )
+        with torch.no_grad():
+            buf.copy_(table.to(buf))
 
     # --- layouts ---------------------------------------------------------------------------------
 
@@ -190,9 +220,9 @@ class Stage1Model(nn.Module):
 
     def _times(self, frames: int, device: torch.device) -> dict[str, Tensor]:
         """The ``source_times`` / ``target_times`` of ``frames`` semantic frames (models with
-        a time axis; none otherwise)."""
+        a time axis or time-aligned attention; none otherwise)."""
         c = self.config
-        if not c.time_axis:
+        if not self.lm.needs_times:
             return {}
         return {
             "source_times": source_times(
@@ -253,7 +283,9 @@ class Stage1Model(nn.Module):
         gets when each window is given another window's vocals (a cyclic shift of the batch),
         over all positions and over the semantic ones only, times the scored positions.
         About zero means the model ignores the vocals: an instrumental model, not an
-        accompanist. A batch of one window has nothing to shuffle with and adds zero."""
+        accompanist. A batch of one window has nothing to shuffle with and adds zero. The
+        batch should mix songs (shuffled windows): a neighbour of the same song shares the key,
+        so the gap would only see timing."""
         count = out.count.sum().double()
         rows = batch["instrumental_semantic"].shape[0]
         if rows < 2:

@@ -65,6 +65,10 @@ class Stage2Config:
     mlp_ratio: float = 4.0
     mlp: MLPKind = "swiglu"
     dropout: float = 0.0
+    # time-aligned cross-attention (as Stage1Config's): each fine code's query and each coarse
+    # code's key rotated by its frame, so a fine code finds the coarse codes of its own frame
+    # by their time offset (zero) instead of searching the chunk by content
+    aligned_attention: bool = False
 
     def __post_init__(self) -> None:
         if self.chunk_frames < 1:
@@ -112,7 +116,20 @@ class Stage2Model(nn.Module):
             mlp_ratio=c.mlp_ratio,
             mlp=c.mlp,
             dropout=c.dropout,
+            aligned_attention=c.aligned_attention,
         )
+
+    def _times(self, device: torch.device) -> dict[str, Tensor]:
+        """A chunk's ``source_times`` [C * Q] / ``target_times`` [C * F]: each code's frame
+        (frame-major layouts), for time-aligned attention; none otherwise."""
+        c = self.config
+        if not c.aligned_attention:
+            return {}
+        frames = torch.arange(c.chunk_frames, device=device, dtype=torch.float32)
+        return {
+            "source_times": frames.repeat_interleave(c.coarse_levels),
+            "target_times": frames.repeat_interleave(c.fine_levels),
+        }
 
     # --- chunked layouts -------------------------------------------------------------------------
 
@@ -169,12 +186,15 @@ class Stage2Model(nn.Module):
     def forward(self, coarse: Tensor, fine: Tensor) -> Tensor:
         """Teacher-forced logits [B * n, C * F, V] (chunked layout)."""
         src, mask, tgt = self._pair(coarse, fine)
-        return self.lm(src.codes, src.levels, tgt.codes, tgt.levels, mask)
+        return self.lm(
+            src.codes, src.levels, tgt.codes, tgt.levels, mask, **self._times(src.codes.device)
+        )
 
     def loss(self, coarse: Tensor, fine: Tensor) -> LossOutput:
         """Cross-entropy and per-level accuracy (``acoustic5`` ... ``acoustic12``)."""
         src, mask, tgt = self._pair(coarse, fine)
-        logits = self.lm(src.codes, src.levels, tgt.codes, tgt.levels, mask)
+        times = self._times(src.codes.device)
+        logits = self.lm(src.codes, src.levels, tgt.codes, tgt.levels, mask, **times)
         return self.lm.loss(logits, tgt.codes, tgt.levels)
 
     def loss_on_streams(self, batch: Mapping[str, Tensor]) -> LossOutput:
@@ -226,6 +246,7 @@ class Stage2Model(nn.Module):
             params=replace(params, takes=1),
             forced=tgt.codes if prompt is not None else None,
             source_mask=mask,
+            **self._times(coarse.device),
         )  # [B * takes * n, C * F]
         return self._unchunk(split_fine(codes, c.fine_levels), t)
 

@@ -67,6 +67,7 @@ class KVCache:
     layers: list[LayerCache]
     memory_mask: Tensor | None  # [B, 1, 1, S] bool, True = attend
     capacity: int
+    aligned: bool = False  # time-aligned cross-attention: keys rotated, steps need times
     length: int = 0
 
 
@@ -102,8 +103,11 @@ class SelfAttention(nn.Module):
 
 
 class CrossAttention(nn.Module):
-    """Decoder queries over encoder outputs. No positions here (as in T5): alignment between
-    the two sequences is learnt from content, the queries already carry their own position."""
+    """Decoder queries over encoder outputs. Without ropes there are no positions here (as in
+    T5): alignment is learnt from content. With ropes (time-aligned cross-attention), queries
+    and keys are rotated by the *time* at which their codes sound, on an axis both sequences
+    share, so scores depend on the time offset between a code being written and a vocal code
+    and "attend to the vocals of now" is one learnable pattern instead of a search."""
 
     def __init__(self, *, dim: int, heads: int, dropout: float) -> None:
         super().__init__()
@@ -112,15 +116,24 @@ class CrossAttention(nn.Module):
         self.kv = nn.Linear(dim, 2 * dim, bias=False)
         self.proj = nn.Linear(dim, dim, bias=False)
 
-    def memory_kv(self, memory: Tensor) -> tuple[Tensor, Tensor]:
-        """``memory`` [B, S, D] -> keys, values [B, H, S, Dh] (computed once per generation)."""
+    def memory_kv(self, memory: Tensor, rope: Rope | None = None) -> tuple[Tensor, Tensor]:
+        """``memory`` [B, S, D] -> keys, values [B, H, S, Dh] (computed once per generation);
+        ``rope``: the memory positions' times (time-aligned cross-attention)."""
         b, s, d = memory.shape
         k, v = self.kv(memory).view(b, s, 2, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        return k, v
+        return (k if rope is None else apply_rotary(k, rope)), v
 
-    def forward(self, x: Tensor, kv: tuple[Tensor, Tensor], mask: Tensor | None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,  # [B, L, D]
+        kv: tuple[Tensor, Tensor],
+        mask: Tensor | None,
+        rope: Rope | None = None,  # the queries' times, with keys rotated by ``memory_kv``
+    ) -> Tensor:
         b, n, d = x.shape
         q = self.q(x).view(b, n, self.heads, d // self.heads).transpose(1, 2)  # [B, H, L, Dh]
+        if rope is not None:
+            q = apply_rotary(q, rope)
         p = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, kv[0], kv[1], attn_mask=mask, dropout_p=p)
         return self.proj(y.transpose(1, 2).reshape(b, n, d))
@@ -181,10 +194,11 @@ class DecoderBlock(nn.Module):
         causal: bool = False,
         cache: LayerCache | None = None,
         start: int = 0,
+        cross_rope: Rope | None = None,
     ) -> Tensor:
         h = self.attn(self.norm1(x), rope, mask=self_mask, causal=causal, cache=cache, start=start)
         x = x + self.drop(h)
-        x = x + self.drop(self.cross(self.norm2(x), memory_kv, memory_mask))
+        x = x + self.drop(self.cross(self.norm2(x), memory_kv, memory_mask, cross_rope))
         return x + self.mlp(self.norm3(x))
 
 
@@ -260,29 +274,59 @@ class Decoder(nn.Module):
     def _blocks(self) -> list[DecoderBlock]:
         return [b for b in self.blocks if isinstance(b, DecoderBlock)]
 
-    def forward(self, x: Tensor, memory: Tensor, memory_mask: Tensor | None = None) -> Tensor:
-        """``x`` [B, L, D], ``memory`` [B, S, D], ``memory_mask`` [B, S] bool -> [B, L, D]."""
+    def _cross_rope(self, times: Tensor | None) -> Rope | None:
+        return None if times is None else self.rotary(times.float())
+
+    def forward(
+        self,
+        x: Tensor,  # [B, L, D]
+        memory: Tensor,  # [B, S, D]
+        memory_mask: Tensor | None = None,  # [B, S] bool
+        *,
+        times: Tensor | None = None,  # [L] float: when each position's code sounds
+        memory_times: Tensor | None = None,  # [S] float, same axis (time-aligned cross-attention)
+    ) -> Tensor:
+        """-> [B, L, D]. Give both ``times`` and ``memory_times`` for time-aligned
+        cross-attention (see :class:`CrossAttention`), neither for content-only."""
+        if (times is None) != (memory_times is None):
+            raise ValueError("time-aligned cross-attention needs both times and memory_times")
         rope = self.rotary(torch.arange(x.shape[1], device=x.device))
+        q_rope, k_rope = self._cross_rope(times), self._cross_rope(memory_times)
         key_mask = _key_mask(memory_mask)
         for block in self._blocks():
-            kv = block.cross.memory_kv(memory)
-            x = block(x, rope, kv, key_mask, causal=True)
+            kv = block.cross.memory_kv(memory, k_rope)
+            x = block(x, rope, kv, key_mask, causal=True, cross_rope=q_rope)
         return self.norm(x)
 
-    def start(self, memory: Tensor, *, capacity: int, memory_mask: Tensor | None = None) -> KVCache:
+    def start(
+        self,
+        memory: Tensor,
+        *,
+        capacity: int,
+        memory_mask: Tensor | None = None,
+        memory_times: Tensor | None = None,  # [S], for time-aligned cross-attention
+    ) -> KVCache:
         """An empty cache for decoding up to ``capacity`` positions against ``memory`` [B, S, D]."""
         b = memory.shape[0]
         shape = (b, self.heads, capacity, self.dim // self.heads)
         layers = []
+        k_rope = self._cross_rope(memory_times)
         for block in self._blocks():
-            ck, cv = block.cross.memory_kv(memory)
+            ck, cv = block.cross.memory_kv(memory, k_rope)
             k = memory.new_zeros(shape)
             layers.append(LayerCache(k=k, v=torch.zeros_like(k), cross_k=ck, cross_v=cv))
-        return KVCache(layers=layers, memory_mask=_key_mask(memory_mask), capacity=capacity)
+        return KVCache(
+            layers=layers,
+            memory_mask=_key_mask(memory_mask),
+            capacity=capacity,
+            aligned=memory_times is not None,
+        )
 
-    def step(self, x: Tensor, cache: KVCache) -> Tensor:
-        """Feed the next ``n`` positions ``x`` [B, n, D] -> their outputs [B, n, D]; advances
-        ``cache.length`` by ``n``."""
+    def step(self, x: Tensor, cache: KVCache, times: Tensor | None = None) -> Tensor:
+        """Feed the next ``n`` positions ``x`` [B, n, D] (sounding at ``times`` [n] with
+        time-aligned cross-attention) -> their outputs [B, n, D]; advances ``cache.length``."""
+        if cache.aligned != (times is not None):
+            raise ValueError("pass times to step() exactly when the cache has memory_times")
         n, start = x.shape[1], cache.length
         if start + n > cache.capacity:
             raise ValueError(f"KV cache full: {start} + {n} positions > capacity {cache.capacity}")
@@ -293,6 +337,7 @@ class Decoder(nn.Module):
         mask = None
         if n > 1:
             mask = torch.arange(start + n, device=x.device)[None, :] <= positions[:, None]
+        cross_rope = self._cross_rope(times)
         for block, layer in zip(self.blocks, cache.layers, strict=True):
             x = block(
                 x,
@@ -302,6 +347,7 @@ class Decoder(nn.Module):
                 self_mask=mask,
                 cache=layer,
                 start=start,
+                cross_rope=cross_rope,
             )
         cache.length = start + n
         return self.norm(x)

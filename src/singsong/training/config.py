@@ -213,12 +213,19 @@ def train_stage(
     out: str | os.PathLike[str],
     valid_tokens: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
     resume: bool = False,
+    init: str | os.PathLike[str] | None = None,
+    semantic: str | os.PathLike[str] | None = None,
     device: str | None = None,
     progress: bool = True,
 ) -> Path:
     """Train ``run.stage`` on token folders (see ``singsong train``); -> the release folder.
 
     ``tokens`` and ``valid_tokens``: one token folder or several, read as one dataset.
+    ``init``: a released model of this stage to start from instead of random weights (fine-
+    tuning: a fresh optimizer and schedule); its config must equal the run's and it must have
+    been trained on the same tokenizers. A resumed run's checkpoint takes precedence.
+    ``semantic``: the semantic tokenizer release of the token folders, for a stage-1 config
+    with ``semantic_features`` (its centroids become the model's feature table).
 
     The model's codebook sizes are taken from the folder's tokenizers. Without
     ``valid_tokens`` the training folder is also validated on (in order, not shuffled), which
@@ -249,6 +256,8 @@ def train_stage(
         needed = config1.coarse_levels
         _check_vocal_noise(config1, train_folders + valid_folders)
         model = Stage1Model(config1)
+        if config1.semantic_features and init is None:
+            _semantic_table(model, semantic, infos["semantic"])
     else:
         assert isinstance(run.model, Stage2Config)
         expect = {"acoustic": acoustic}
@@ -259,6 +268,8 @@ def train_stage(
         raise SingsongError(
             f"{tokens} has {acoustic.num_codebooks} acoustic levels; {run.stage} needs {needed}"
         )
+    if init is not None:
+        _init_weights(model, Path(init), expect)
     cfg = run.train
     train_set = TokenDataset(train_folders, expect=expect)
     valid_set = TokenDataset(valid_folders, expect=expect) if valid_tokens else train_set
@@ -267,7 +278,10 @@ def train_stage(
         model=model,
         config=cfg,
         train_data=train_set.windows(seed=cfg.seed, shuffle=True, **kw),  # type: ignore[arg-type]
-        valid_data=valid_set.windows(seed=cfg.seed, shuffle=False, **kw),  # type: ignore[arg-type]
+        # shuffled once, by a fixed seed (the same windows at every validation): in folder order
+        # the first eval_batches batches would cover the first few songs only, and stage 1's
+        # listening gap would pair each window with its neighbour of the same song and key
+        valid_data=valid_set.windows(seed=cfg.seed, shuffle=True, **kw),  # type: ignore[arg-type]
         run_dir=out,
         device=device,
         progress=progress,
@@ -279,3 +293,51 @@ def train_stage(
         with atomic_write(release / STAGE_TOKENIZERS_FILE) as f:
             json.dump({role: info.to_dict() for role, info in expect.items()}, f, indent=1)
     return release
+
+
+def _init_weights(model: Any, release: Path, expect: dict[str, TokenizerInfo]) -> None:
+    """Load a released stage model's weights into ``model`` (same config, same tokenizers)."""
+    loaded = type(model).from_pretrained(release)
+    if loaded.config != model.config:
+        diff = [
+            f"{f.name} {getattr(loaded.config, f.name)!r} != {getattr(model.config, f.name)!r}"
+            for f in fields(model.config)
+            if getattr(loaded.config, f.name) != getattr(model.config, f.name)
+        ]
+        raise SingsongError(
+            f"--init {release}: its model config differs from the run's ({'; '.join(diff)})"
+        )
+    path = release / STAGE_TOKENIZERS_FILE
+    if not path.is_file():
+        raise SingsongError(
+            f"--init {release}: no {STAGE_TOKENIZERS_FILE} (not a training release)"
+        )
+    trained = json.loads(path.read_text())
+    mine = {role: info.to_dict() for role, info in expect.items()}
+    if trained != mine:
+        raise SingsongError(
+            f"--init {release} was trained on other tokenizers than these token folders' "
+            f"({sorted(trained)}: {[t.get('version') for t in trained.values()]} vs "
+            f"{[t.get('version') for t in mine.values()]})"
+        )
+    model.load_state_dict(loaded.state_dict(), strict=True)
+
+
+def _semantic_table(
+    model: Any, semantic: str | os.PathLike[str] | None, info: TokenizerInfo
+) -> None:
+    """Fill a stage-1 model's semantic feature table from the tokens' semantic tokenizer."""
+    from singsong.tokenizers.semantic.tokenizer import SemanticTokenizer
+
+    if semantic is None:
+        raise SingsongError(
+            "this stage-1 config has semantic_features: give the token folders' semantic "
+            "tokenizer (--semantic RELEASE)"
+        )
+    tok = SemanticTokenizer.from_pretrained(semantic)
+    if tok.info.to_dict() != info.to_dict():
+        raise SingsongError(
+            f"--semantic {semantic} is {tok.info.name} {tok.info.version}, but the token "
+            f"folders' semantic codes are {info.name} {info.version}"
+        )
+    model.set_semantic_features(tok.centroids)

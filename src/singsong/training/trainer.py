@@ -101,7 +101,8 @@ class Trainer:
         config: the schedule and bookkeeping.
         train_data: an iterable dataset of window dicts (``TokenWindows``, already sharded by
             rank); it is re-iterated every epoch, after ``set_epoch(epoch)`` if it has one.
-        valid_data: the same for validation (not shuffled), or None.
+        valid_data: the same for validation (never ``set_epoch``-ed: a shuffled one yields the
+            same windows at every validation), or None.
         run_dir: where checkpoints, logs, curves and the release go.
         device: default: CUDA (this rank's local device) if available, else CPU.
         progress: show a tqdm bar on rank 0.
