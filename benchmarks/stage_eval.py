@@ -55,7 +55,7 @@ def score(
         windows = [windows[i] for i in order]
     total: LossOutput | None = None
     loss_sum = 0.0
-    gap_sums = torch.zeros(2, dtype=torch.float64)
+    gap_sums = torch.zeros(len(Stage1Model.validation_sum_names), dtype=torch.float64)
     for i in range(0, len(windows), batch):
         part = windows[i : i + batch]
         streams = {s: torch.stack([w[s] for w in part]) for s in ds.streams}

@@ -276,12 +276,15 @@ class Stage1Model(nn.Module):
         )
 
     # names of :meth:`validation_sums`, which the trainer adds to its validation row
-    validation_sum_names = ("listen_gap", "listen_gap_semantic")
+    validation_sum_names = ("listen_gap", "listen_gap_semantic", "listen_gap_start")
+    START_FRAMES = 25  # ``listen_gap_start``: the semantic codes of a window's first second
 
     def validation_sums(self, batch: Mapping[str, Tensor], out: LossOutput) -> Tensor:
-        """``[gap, semantic gap] * positions``: how much worse the (unweighted) cross-entropy
-        gets when each window is given another window's vocals (a cyclic shift of the batch),
-        over all positions and over the semantic ones only, times the scored positions.
+        """``[gap, semantic gap, start gap] * positions``: how much worse the (unweighted)
+        cross-entropy gets when each window is given another window's vocals (a cyclic shift of
+        the batch), over all positions, over the semantic ones, and over the semantic ones of
+        the window's first second, times the scored positions. The start is where the vocals
+        matter most: further on, the instrumental's own past already tells the key.
         About zero means the model ignores the vocals: an instrumental model, not an
         accompanist. A batch of one window has nothing to shuffle with and adds zero. The
         batch should mix songs (shuffled windows): a neighbour of the same song shares the key,
@@ -289,7 +292,7 @@ class Stage1Model(nn.Module):
         count = out.count.sum().double()
         rows = batch["instrumental_semantic"].shape[0]
         if rows < 2:
-            return torch.zeros(2, dtype=torch.float64, device=out.loss.device)
+            return torch.zeros(3, dtype=torch.float64, device=out.loss.device)
         shift = torch.roll(torch.arange(rows, device=out.loss.device), 1)
         q = self.config.coarse_levels
         voc = Codes.from_streams(batch, self.vocal_source, levels=q)
@@ -301,6 +304,8 @@ class Stage1Model(nn.Module):
         tgt = self.target(inst)
         valid = tgt.codes >= 0  # [B, L]
         semantic = valid & (tgt.levels == 0)
+        start = semantic.clone()
+        start[:, self.START_FRAMES :] = False  # semantic codes come first, one per frame
 
         def ce(vocals: Codes) -> Tensor:  # per-position cross-entropy [B, L]
             logits = self._logits(self.source(vocals), tgt, inst.frames).float()
@@ -311,7 +316,8 @@ class Stage1Model(nn.Module):
         gap = ce(other) - ce(voc)  # [B, L]
         all_gap = gap[valid].mean()
         sem_gap = gap[semantic].mean() if semantic.any() else gap.new_zeros(())
-        return torch.stack([all_gap, sem_gap]) * count
+        start_gap = gap[start].mean() if start.any() else gap.new_zeros(())
+        return torch.stack([all_gap, sem_gap, start_gap]) * count
 
     # --- generation ------------------------------------------------------------------------------
 
