@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -304,6 +305,25 @@ def test_generation_is_deterministic_under_a_seed_and_varies_across_seeds() -> N
     f2 = fine_model.generate(ac(a), params=SamplingParams(seed=3))
     f3 = fine_model.generate(ac(a), params=SamplingParams(seed=4))
     assert torch.equal(f1, f2) and not torch.equal(f1, f3)
+
+
+@pytest.mark.parametrize("featurization", ["S", "A"])
+def test_guidance_pushes_away_from_the_negative_source(featurization: str) -> None:
+    model = stage1(featurization, aligned_attention=True).double()
+    v, other = vocals(b=2, t=3), vocals(b=2, t=3, seed=9)
+    greedy = SamplingParams(temperature=0)
+    plain = model.generate(v, params=greedy)
+    # the negative equal to the source: base + g * (logits - base) = logits, whatever g
+    same = model.generate(v, params=replace(greedy, guidance=4.0), negative=v)
+    assert torch.equal(sem(same), sem(plain)) and torch.equal(ac(same), ac(plain))
+    # guidance 0 samples what the negative alone would give
+    zero = model.generate(v, params=replace(greedy, guidance=0.0), negative=other)
+    alone = model.generate(other, params=greedy)
+    assert torch.equal(sem(zero), sem(alone)) and torch.equal(ac(zero), ac(alone))
+    with pytest.raises(SingsongError, match="negative source"):
+        model.generate(v, params=replace(greedy, guidance=2.0))
+    with pytest.raises(SingsongError, match="guidance"):
+        SamplingParams(guidance=float("nan"))
 
 
 def test_takes_in_one_batch_stay_in_their_vocabularies() -> None:

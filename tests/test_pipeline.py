@@ -106,6 +106,17 @@ def test_sampling_settings_pass_through(acc: Accompanist) -> None:
         acc.accompany(wav, SR, top_p=0.0)
 
 
+def test_vocal_guidance(acc: Accompanist) -> None:
+    wav = singing(3 * SR)
+    plain = acc.accompany(wav, SR, seed=5).takes[0].mix
+    assert np.array_equal(acc.accompany(wav, SR, seed=5, guidance=1.0).takes[0].mix, plain)
+    guided = acc.accompany(wav, SR, seed=5, guidance=3.0).takes[0].mix
+    assert not np.array_equal(guided, plain) and np.isfinite(guided).all()
+    assert np.array_equal(acc.accompany(wav, SR, seed=5, guidance=3.0).takes[0].mix, guided)
+    with pytest.raises(SingsongError, match="guidance"):
+        acc.accompany(wav, SR, guidance=-1.0)
+
+
 def test_mix_is_unclipped_and_stems_sum(acc: Accompanist) -> None:
     loud = np.clip(singing(2 * SR, amp=3.0), -1, 1)  # a clipped, full-scale recording
     for take in acc.accompany(loud, SR, takes=2, seed=0).takes:
@@ -214,7 +225,8 @@ def test_cli_writes_takes(
     sf.write(src, np.stack([singing(66_150)] * 2).T, 44_100)  # stereo, 44.1 kHz, 1.5 s
     out = tmp_path / "out"
     argv = ["accompany", str(src), "-o", str(out), "--model", str(bundle), "--takes", "2"]
-    assert cli([*argv, "--seed", "3", "--temperature", "0.9", "--top-k", "50"], monkeypatch) == 0
+    settings = ["--seed", "3", "--temperature", "0.9", "--top-k", "50", "--guidance", "2"]
+    assert cli([*argv, *settings], monkeypatch) == 0
     printed = capsys.readouterr().out.split()
     expected = [
         out / f"take-{i}" / f"{name}.wav" for i in (1, 2) for name in ("instrumental", "mix")

@@ -29,6 +29,12 @@ def add_accompany(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=non_negative_int, help="0 = off; default: the model's")
     p.add_argument("--top-p", type=unit_interval, help="1 = off; default: the model's")
     p.add_argument(
+        "--guidance",
+        type=non_negative_float,
+        help="vocal guidance: lean harder on the vocals (1 = off, e.g. 3; a second stage-1 "
+        "pass); default: the model's",
+    )
+    p.add_argument(
         "--model",
         default=os.environ.get(MODEL_ENV, "default"),
         help="model bundle folder, 'default' (the bundled model) or 'debug' (untrained, for "
@@ -74,6 +80,7 @@ def _accompany_file(
             temperature=args.temperature,
             top_k=args.top_k,
             top_p=args.top_p,
+            guidance=args.guidance,
             progress=progress,
         )
     written = []
@@ -97,7 +104,7 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="same seed, same takes (default 0)")
     p.add_argument("--model", default="default", help="model (default: the bundled one)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
-    p.set_defaults(run=run_demo, temperature=None, top_k=None, top_p=None)
+    p.set_defaults(run=run_demo, temperature=None, top_k=None, top_p=None, guidance=None)
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -28,6 +28,10 @@ class SamplingParams:
             sampling; 1.0 = no limit).
         seed: seed of the sampling generator; ``None`` draws a fresh random seed.
         takes: independent samples per input, generated together as one batch.
+        guidance: how hard to lean on the source (guidance against a *negative* source, as
+            classifier-free guidance): logits = negative + guidance * (source - negative),
+            where the negative is the same model given, e.g., silent vocals. 1.0 = plain
+            sampling (no second pass); > 1 amplifies whatever the source changes.
     """
 
     temperature: float = 1.0
@@ -35,6 +39,7 @@ class SamplingParams:
     top_p: float = 1.0
     seed: int | None = None
     takes: int = 1
+    guidance: float = 1.0
 
     def __post_init__(self) -> None:
         if not (self.temperature >= 0 and math.isfinite(self.temperature)):
@@ -45,6 +50,8 @@ class SamplingParams:
             raise SingsongError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.takes < 1:
             raise SingsongError(f"takes must be >= 1, got {self.takes}")
+        if not (self.guidance >= 0 and math.isfinite(self.guidance)):
+            raise SingsongError(f"guidance must be >= 0 (1 = none), got {self.guidance}")
 
     def generator(self, device: torch.device | str = "cpu") -> torch.Generator:
         """A fresh generator for one generation call, seeded by ``seed``."""

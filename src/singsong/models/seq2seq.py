@@ -314,11 +314,17 @@ class CodeLM(nn.Module):
         source_mask: Tensor | None = None,  # [B, S]
         source_times: Tensor | None = None,  # [S], for models with a time axis
         target_times: Tensor | None = None,  # [L]
+        negative: Tensor | None = None,  # [B, S]: the guidance's negative source codes
     ) -> Tensor:
         """Sample target codes [B * takes, L] (row ``b * takes + n`` is take ``n`` of input
         ``b``) with a KV cache. Forced positions are fed, not sampled; runs of positions that
-        are forced in every row (a prompt) go through the decoder as one block."""
+        are forced in every row (a prompt) go through the decoder as one block. With
+        ``params.guidance != 1`` a second decoder pass reads ``negative`` (same levels, mask
+        and times as ``source``) and the logits are pushed away from it."""
         n_takes, length = params.takes, len(target_levels)
+        guided = params.guidance != 1.0
+        if guided and (negative is None or negative.shape != source.shape):
+            raise SingsongError("guidance needs negative source codes shaped like the source")
         memory = self.encode(source, source_levels, source_mask, source_times)
         memory = memory.repeat_interleave(n_takes, dim=0)  # the takes share one encoder pass
         mask = None if source_mask is None else source_mask.repeat_interleave(n_takes, dim=0)
@@ -332,6 +338,14 @@ class CodeLM(nn.Module):
         cache = self.decoder.start(
             memory, capacity=length, memory_mask=mask, memory_times=self._aligned(source_times)
         )
+        neg_cache = None
+        if guided:
+            assert negative is not None
+            neg = self.encode(negative, source_levels, source_mask, source_times)
+            neg_cache = self.decoder.start(
+                neg.repeat_interleave(n_takes, dim=0), capacity=length, memory_mask=mask,
+                memory_times=self._aligned(source_times),
+            )  # fmt: skip
         generator = params.generator(memory.device)
         out = forced.clone()
         levels = target_levels.tolist()
@@ -350,8 +364,11 @@ class CodeLM(nn.Module):
             step_times = None
             if q_times is not None:
                 step_times = q_times[cache.length : cache.length + x.shape[1]]
-            h = self.decoder.step(x, cache, step_times)[:, -1]  # [B', D], predicts position i
-            logits = h @ self.output_table(levels[i]).T  # [B', size of the level]
+            table = self.output_table(levels[i])  # [size of the level, D]
+            logits = self.decoder.step(x, cache, step_times)[:, -1] @ table.T  # [B', size]
+            if neg_cache is not None:  # predicts position i from the negative source
+                base = self.decoder.step(x, neg_cache, step_times)[:, -1] @ table.T
+                logits = base + params.guidance * (logits - base)
             code = sample(logits, params, generator)
             out[:, i] = torch.where(forced[:, i] >= 0, forced[:, i], code)
             fed, i = i, i + 1

@@ -322,7 +322,12 @@ class Stage1Model(nn.Module):
     # --- generation ------------------------------------------------------------------------------
 
     def generate(
-        self, vocals: Codes, *, params: SamplingParams, prompt: Codes | None = None
+        self,
+        vocals: Codes,
+        *,
+        params: SamplingParams,
+        prompt: Codes | None = None,
+        negative: Codes | None = None,
     ) -> Codes:
         """Sample instrumental codes for ``vocals``.
 
@@ -333,6 +338,9 @@ class Stage1Model(nn.Module):
             prompt: the instrumental's first ``P <= T`` frames, already known (semantic
                 [B or B * takes, P], acoustic [.., >=Q, 2P]): e.g. the overlap with the previous
                 window's output. They are fed, not sampled (AudioLM-style continuation).
+            negative: vocal codes shaped like ``vocals`` to guide away from when
+                ``params.guidance != 1`` (e.g. the codes of silence: the model's idea of an
+                instrumental that ignores the singer).
 
         Returns:
             Codes with semantic [B * takes, T] and acoustic [B * takes, Q, 2T]; row
@@ -358,8 +366,9 @@ class Stage1Model(nn.Module):
             full_ac[:, :, : 2 * frames] = p.acoustic.repeat_interleave(reps, dim=0)
             forced = stage1_target(full_sem, full_ac).codes
         levels = stage1_target(full_sem[:1], full_ac[:1]).levels
+        neg = None if negative is None else self.source(negative).codes
         codes = self.lm.generate(
-            src.codes, src.levels, levels, params=params, forced=forced,
+            src.codes, src.levels, levels, params=params, forced=forced, negative=neg,
             **self._times(t, src.codes.device),
         )  # fmt: skip
         semantic, coarse = split_stage1(codes, frames=t, coarse_levels=q)

@@ -97,6 +97,15 @@ def plan_windows(frames: int, *, window: int, overlap: int) -> list[tuple[int, i
         start += window - overlap
 
 
+def _slice(codes: Codes, start: int, length: int) -> Codes:
+    """Codes of semantic frames [start, start + length) (acoustic frames at twice the rate)."""
+    sem, ac = codes.semantic, codes.acoustic
+    return Codes(
+        semantic=None if sem is None else sem[:, start : start + length],
+        acoustic=None if ac is None else ac[:, :, 2 * start : 2 * (start + length)],
+    )
+
+
 def _crossfade(total: int, pieces: list[tuple[int, Tensor]], overlap: int) -> Tensor:
     """Overlap-add ``pieces`` of (start sample, wav [B, n]) into [B, total] with linear fades
     over each ``overlap``-sample seam (the two fades sum to 1, so equal signals pass unchanged)."""
@@ -156,16 +165,21 @@ class Accompanist:
             raise AudioError("the vocals are silent (below -70 LUFS): nothing to accompany")
         return x
 
-    def _tokenize(self, vocals: FloatArray, frames: int) -> Codes:
+    def _tokenize(self, vocals: FloatArray, frames: int, *, silent: bool = False) -> Codes:
         """Noised, padded vocals -> semantic [1, T] and/or acoustic [1, 12, 2T] codes.
 
         The noise is the same on every call (its own fixed seed): the vocal codes are then a
         function of the input alone, and the sampling seed only picks among accompaniments.
+        ``silent``: the codes of that noise alone, as if nobody sang (vocal guidance's
+        negative: the training vocals were never digitally silent).
         """
         x = torch.from_numpy(vocals)[None]  # [1, N]
         snr = self.config.inference_snr_db
         if snr is not None:  # the model never heard clean vocals: noise them as in training
-            x = add_noise(x, snr, torch.Generator().manual_seed(NOISE_SEED))
+            noised = add_noise(x, snr, torch.Generator().manual_seed(NOISE_SEED))
+            x = noised - x if silent else noised
+        elif silent:
+            x = torch.zeros_like(x)
         x = torch.nn.functional.pad(x, (0, frames * SEMANTIC_HOP - x.shape[1]))  # whole frames
         need = self.config.featurization
         with torch.inference_mode():
@@ -176,7 +190,13 @@ class Accompanist:
     # --- generation ----------------------------------------------------------------------------
 
     def _window(
-        self, vocals: Codes, *, params: SamplingParams, prev: WindowCodes | None, start: int
+        self,
+        vocals: Codes,
+        *,
+        params: SamplingParams,
+        prev: WindowCodes | None,
+        start: int,
+        negative: Codes | None = None,
     ) -> tuple[WindowCodes, Tensor]:
         """Generate one window -> (its codes, its decoded audio [takes, frames * 640])."""
         p1, p2 = self.parts.stage1, self.parts.stage2
@@ -188,9 +208,12 @@ class Accompanist:
                 semantic=prev.semantic[:, -keep:], acoustic=prev.acoustic[:, :q, -2 * keep :]
             )
             fine_prompt = prev.acoustic[:, q:, -2 * keep :]
-        out = p1.generate(vocals, params=params, prompt=prompt1)  # [takes, T], [takes, Q, 2T]
+        # [takes, T], [takes, Q, 2T]
+        out = p1.generate(vocals, params=params, prompt=prompt1, negative=negative)
         assert out.semantic is not None and out.acoustic is not None
-        s2 = replace(params, takes=1, seed=None if params.seed is None else params.seed + 1)
+        s2 = replace(
+            params, takes=1, seed=None if params.seed is None else params.seed + 1, guidance=1.0
+        )  # stage 2 reads no vocals
         fine = p2.generate(out.acoustic, params=s2, prompt=fine_prompt)  # [takes, F, 2T]
         acoustic = torch.cat([out.acoustic, fine], dim=1)  # [takes, Q + F, 2T]
         codes = WindowCodes(start, out.semantic.shape[1], out.semantic, acoustic)
@@ -206,6 +229,7 @@ class Accompanist:
         temperature: float | None = None,
         top_k: int | None = None,
         top_p: float | None = None,
+        guidance: float | None = None,
         progress: Progress | None = None,
     ) -> Accompaniment:
         """Generate ``takes`` accompaniments for ``wav`` [N] or [C, N] at ``sample_rate``.
@@ -215,6 +239,9 @@ class Accompanist:
             seed: the same seed and settings reproduce the same takes; ``None`` draws one (the
                 result records it).
             temperature, top_k, top_p: sampling settings; ``None`` = the bundle's defaults.
+            guidance: vocal guidance (``None`` = the bundle's default, 1 = none): stage 1's
+                logits are pushed away from what it would write for silent vocals, by this
+                factor (see ``SamplingParams.guidance``); it costs a second stage-1 pass.
             progress: called with (windows done, windows in all) after each window.
 
         Returns:
@@ -232,29 +259,31 @@ class Accompanist:
             top_p=cfg.top_p if top_p is None else top_p,
             seed=seed,
             takes=takes,
+            guidance=cfg.guidance if guidance is None else guidance,
         )
         vocals = self._prepare(wav, sample_rate)  # [N]
         vocals = loudness_normalize(vocals, SAMPLE_RATE, cfg.vocal_lufs)
         n = vocals.shape[0]
         frames = -(-n // SEMANTIC_HOP)  # ceil: the tokenizers' frame rule
         codes = self._tokenize(vocals, frames)
+        silence = None
+        if params.guidance != 1.0:  # what the model writes when nobody sings
+            silence = self._tokenize(vocals, frames, silent=True)
         spans = plan_windows(frames, window=cfg.window_frames, overlap=cfg.overlap_frames)
         windows: list[WindowCodes] = []
         pieces: list[tuple[int, Tensor]] = []
         with torch.inference_mode():
             for k, (start, length) in enumerate(spans):
-                sem, ac = codes.semantic, codes.acoustic
-                window_vocals = Codes(
-                    semantic=None if sem is None else sem[:, start : start + length],
-                    acoustic=None if ac is None else ac[:, :, 2 * start : 2 * (start + length)],
-                )
+                window_vocals = _slice(codes, start, length)
+                window_silence = None if silence is None else _slice(silence, start, length)
                 # distinct, reproducible seeds per window (stage 2 uses seed + 1); windows of
                 # different seeds never share one below 500 windows (MAX_SECONDS allows 100)
                 window_params = replace(params, seed=seed * 1000 + 2 * k)
                 prev = windows[-1] if windows else None
                 got, audio = self._window(
-                    window_vocals, params=window_params, prev=prev, start=start
-                )
+                    window_vocals, params=window_params, prev=prev, start=start,
+                    negative=window_silence,
+                )  # fmt: skip
                 windows.append(got)
                 pieces.append((start * SEMANTIC_HOP, audio))
                 if progress is not None:

@@ -57,6 +57,7 @@ class BundleConfig:
     Attributes:
         featurization: stage 1's vocal input (``S``, ``A`` or ``SA``); must match stage 1.
         temperature, top_k, top_p: default sampling settings (a call may override them).
+        guidance: default vocal guidance (1 = none; see ``Accompanist.accompany``).
         inference_snr_db: white noise added to the vocals before tokenizing, as at training
             time (SingSong adds it at inference too); ``None`` adds none.
         vocal_lufs: loudness the vocals are brought to before tokenizing (the tokenizers'
@@ -72,6 +73,7 @@ class BundleConfig:
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
+    guidance: float = 1.0
     inference_snr_db: float | None = INFERENCE_SNR_DB
     vocal_lufs: float = -20.0
     instrumental_gain_db: float = 0.0
