@@ -228,7 +228,7 @@ def train_stage(
     with ``semantic_features`` (its centroids become the model's feature table).
 
     The model's codebook sizes are taken from the folder's tokenizers. Without
-    ``valid_tokens`` the training folder is also validated on (in order, not shuffled), which
+    ``valid_tokens`` the training folder is also validated on (the same windows each time), which
     measures fitting, not generalisation. ``device``: default CUDA if available, else CPU.
     """
     import torch
@@ -312,7 +312,10 @@ def _init_weights(model: Any, release: Path, expect: dict[str, TokenizerInfo]) -
         raise SingsongError(
             f"--init {release}: no {STAGE_TOKENIZERS_FILE} (not a training release)"
         )
-    trained = json.loads(path.read_text())
+    try:
+        trained = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SingsongError(f"--init {release}: broken {STAGE_TOKENIZERS_FILE}: {e}") from None
     mine = {role: info.to_dict() for role, info in expect.items()}
     if trained != mine:
         raise SingsongError(
