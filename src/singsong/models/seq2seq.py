@@ -11,6 +11,7 @@ can never leave a level's vocabulary.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -349,6 +350,8 @@ class CodeLM(nn.Module):
         generator = params.generator(memory.device)
         out = forced.clone()
         levels = target_levels.tolist()
+        # each level's output rows [size, D], once per call (semantic ones add their features)
+        tables = [self.output_table(lvl) for lvl in range(len(self.target_vocab.sizes))]
         fed = 0  # target positions [0, fed) are in the cache; BOS goes with the first block
         started = False
         i = 0
@@ -364,7 +367,7 @@ class CodeLM(nn.Module):
             step_times = None
             if q_times is not None:
                 step_times = q_times[cache.length : cache.length + x.shape[1]]
-            table = self.output_table(levels[i])  # [size of the level, D]
+            table = tables[levels[i]]  # [size of the level, D]
             logits = self.decoder.step(x, cache, step_times)[:, -1] @ table.T  # [B', size]
             if neg_cache is not None:  # predicts position i from the negative source
                 base = self.decoder.step(x, neg_cache, step_times)[:, -1] @ table.T
@@ -400,6 +403,24 @@ FORMAT_VERSION = "1"
 # in a stage release folder: the tokenizers whose codes the model was trained on (written by the
 # trainer, checked when a bundle is assembled)
 STAGE_TOKENIZERS_FILE = "tokenizers.json"
+
+
+def read_stage_tokenizers(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """A stage release's ``tokenizers.json``: role -> the tokenizer info its codes came from;
+    a one-line error when it is missing (not a training release) or broken."""
+    path = Path(folder) / STAGE_TOKENIZERS_FILE
+    if not path.is_file():
+        raise SingsongError(
+            f"{path} is missing: cannot tell which tokenizers the model was trained on (not a "
+            "training release: `singsong train` writes it into the release folder)"
+        )
+    try:
+        out = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SingsongError(f"broken {path}: {e}") from None
+    if not isinstance(out, dict):
+        raise SingsongError(f"broken {path}: not a JSON object")
+    return out
 
 
 def config_from_preset(

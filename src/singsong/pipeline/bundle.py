@@ -29,7 +29,7 @@ from singsong.errors import SingsongError
 from singsong.models import Stage1Config, Stage1Model, Stage2Config, Stage2Model
 from singsong.models.codes import FEATURIZATIONS
 from singsong.models.noise import INFERENCE_SNR_DB
-from singsong.models.seq2seq import STAGE_TOKENIZERS_FILE
+from singsong.models.seq2seq import read_stage_tokenizers
 from singsong.tokenizers.codec import Codec, CodecConfig, CodecTokenizer
 from singsong.tokenizers.semantic import MusicFeatures, SemanticConfig, SemanticTokenizer
 
@@ -196,17 +196,7 @@ def assemble_bundle(
     )
     mine = {"semantic": parts.semantic.info.to_dict(), "acoustic": parts.codec.info.to_dict()}
     for name, folder in (("stage1", Path(stage1)), ("stage2", Path(stage2))):
-        path = folder / STAGE_TOKENIZERS_FILE
-        if not path.is_file():
-            raise SingsongError(
-                f"{path} is missing: cannot tell which tokenizers {name} was trained on "
-                "(`singsong train` writes it into the release folder)"
-            )
-        try:
-            trained = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise SingsongError(f"broken {path}: {e}") from None
-        for role, info in trained.items():
+        for role, info in read_stage_tokenizers(folder).items():
             if mine.get(role) != info:
                 raise SingsongError(
                     f"{name} was trained on {role} codes of {info.get('name')} "

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from singsong.audio import atomic_write
 from singsong.errors import SingsongError
-from singsong.models.seq2seq import STAGE_TOKENIZERS_FILE
+from singsong.models.seq2seq import STAGE_TOKENIZERS_FILE, read_stage_tokenizers
 from singsong.models.stage1 import Stage1Config
 from singsong.models.stage2 import Stage2Config
 from singsong.tokenizers.base import TokenizerInfo
@@ -307,15 +307,7 @@ def _init_weights(model: Any, release: Path, expect: dict[str, TokenizerInfo]) -
         raise SingsongError(
             f"--init {release}: its model config differs from the run's ({'; '.join(diff)})"
         )
-    path = release / STAGE_TOKENIZERS_FILE
-    if not path.is_file():
-        raise SingsongError(
-            f"--init {release}: no {STAGE_TOKENIZERS_FILE} (not a training release)"
-        )
-    try:
-        trained = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SingsongError(f"--init {release}: broken {STAGE_TOKENIZERS_FILE}: {e}") from None
+    trained = read_stage_tokenizers(release)
     mine = {role: info.to_dict() for role, info in expect.items()}
     if trained != mine:
         raise SingsongError(
