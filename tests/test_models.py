@@ -122,6 +122,7 @@ TIME_MODES = {
     "time_axis": {"time_axis": True},
     "aligned": {"aligned_attention": True},
     "both": {"time_axis": True, "aligned_attention": True},
+    "timed": {"aligned_attention": True, "timed_self_attention": True},
 }
 
 
@@ -141,7 +142,7 @@ def test_kv_cache_matches_full_forward_stage1(sizes: str, mode: str) -> None:
         assert not torch.allclose(
             model.lm(src.codes, src.levels, tgt.codes, tgt.levels, **shifted), full
         )
-    if mode == "aligned":  # only the offset between the two sequences' times matters
+    if mode in ("aligned", "timed"):  # only the offset between the two sequences' times matters
         both = {k: t + 7 for k, t in times.items()}
         source_only = times | {"source_times": times["source_times"] + 1}
         lm = model.lm
@@ -191,6 +192,23 @@ def test_greedy_generation_is_consistent_with_forward(mode: str) -> None:
     assert torch.equal(fine_model(ac(out), fine).argmax(-1), fine_model.target(fine).codes)
 
 
+def test_generation_on_given_semantic_codes_samples_only_the_coarse_codes() -> None:
+    model = stage1("S", aligned_attention=True).double()
+    v, plan = vocals(b=2, t=3), vocals(b=2, t=3, seed=5)
+    params = SamplingParams(temperature=0, takes=2)
+    out = model.generate(v, params=params, semantic=sem(plan))
+    assert torch.equal(sem(out), sem(plan).repeat_interleave(2, dim=0))
+    assert ac(out).shape == (4, model.config.coarse_levels, 6)
+    # greedy on the given codes: the coarse codes are what the forward pass predicts there
+    rows = Codes(semantic=sem(v).repeat_interleave(2, dim=0))
+    tgt = model.target(out)
+    coarse = tgt.levels > 0
+    assert torch.equal(model(rows, out).argmax(-1)[:, coarse], tgt.codes[:, coarse])
+    assert not torch.equal(ac(out), ac(model.generate(v, params=params)))  # the plan matters
+    with pytest.raises(SingsongError, match="do not fit"):
+        model.generate(v, params=params, semantic=sem(plan)[:, :2])
+
+
 def test_aligned_attention_needs_times_and_reads_the_vocals_of_now() -> None:
     model = stage1("S", aligned_attention=True)
     v, inst = vocals(b=1, t=6), vocals(b=1, t=6, seed=2)
@@ -199,6 +217,11 @@ def test_aligned_attention_needs_times_and_reads_the_vocals_of_now() -> None:
         model.lm(src.codes, src.levels, tgt.codes, tgt.levels)
     with pytest.raises(ValueError, match="needs both"):
         model.lm.decoder(torch.zeros(1, 2, 16), torch.zeros(1, 3, 16), times=torch.zeros(2))
+    with pytest.raises(SingsongError, match="needs aligned_attention"):
+        Stage1Config.preset("debug", timed_self_attention=True)
+    timed = stage1("S", aligned_attention=True, timed_self_attention=True).lm.decoder
+    with pytest.raises(ValueError, match="self-attention is timed"):
+        timed(torch.zeros(1, 2, 16), torch.zeros(1, 3, 16))
     cache = model.lm.decoder.start(torch.zeros(1, 3, 16), capacity=2, memory_times=torch.zeros(3))
     with pytest.raises(ValueError, match="exactly when"):
         model.lm.decoder.step(torch.zeros(1, 1, 16), cache)

@@ -265,7 +265,9 @@ def test_vocal_noise_streams_and_several_folders(tmp_path: Path, tokens: Path) -
         TokenDataset([tokens, other], expect=EXPECT)
 
 
-def test_init_fine_tunes_from_a_release(tmp_path: Path, tokens: Path) -> None:
+def test_init_fine_tunes_from_a_release(
+    tmp_path: Path, tokens: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = load_run_config("stage1", "debug")
     run = replace(run, train=replace(run.train, steps=4, eval_every=4, checkpoint_every=4))
     base = train_stage(run, tokens=tokens, out=tmp_path / "base", device="cpu", progress=False)
@@ -279,7 +281,10 @@ def test_init_fine_tunes_from_a_release(tmp_path: Path, tokens: Path) -> None:
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=0, atol=1e-6)
     assert any(not torch.allclose(c[k], a[k]) for k in a)
-    # another config, or a folder that is not a training release, is refused
+    # settings that change no weight may differ (said on stderr); other shapes are refused
+    aided = replace(still, model=replace(still.model, target_dropout=0.2))
+    train_stage(aided, tokens=tokens, out=tmp_path / "aided", init=base, progress=False)
+    assert "target_dropout 0.0 != 0.2" in capsys.readouterr().err
     wider = replace(still, model=replace(still.model, dim=64))
     with pytest.raises(SingsongError, match="dim 32 != 64"):
         train_stage(wider, tokens=tokens, out=tmp_path / "w", init=base, progress=False)

@@ -55,8 +55,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         "--init",
         type=Path,
         metavar="RELEASE",
-        help="fine-tune: start from this released model of the stage (same config and "
-        "tokenizers) with a fresh optimizer and schedule",
+        help="fine-tune: start from this released model of the stage (same tokenizers and "
+        "weight shapes; settings that change no weight may differ) with a fresh optimizer and "
+        "schedule",
     )
     p.add_argument(
         "--semantic",

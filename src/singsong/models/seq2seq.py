@@ -72,6 +72,7 @@ class CodeLM(nn.Module):
         level_weights: tuple[float, ...] | None = None,
         time_embedding: bool = False,
         aligned_attention: bool = False,
+        timed_self_attention: bool = False,
         semantic_features: int = 0,
     ) -> None:
         super().__init__()
@@ -122,6 +123,8 @@ class CodeLM(nn.Module):
         # time-aligned cross-attention: decoder queries and encoder keys rotated by their times
         # (see :class:`~singsong.modules.transformer.CrossAttention`); no parameters of its own
         self.aligned_attention = aligned_attention
+        if timed_self_attention and not aligned_attention:
+            raise SingsongError("timed_self_attention needs aligned_attention (the same times)")
         self.drop = nn.Dropout(dropout)
         self.encoder = Encoder(
             dim=dim,
@@ -138,6 +141,7 @@ class CodeLM(nn.Module):
             mlp_ratio=mlp_ratio,
             mlp=mlp,
             dropout=dropout,
+            timed_self_attention=timed_self_attention,
         )
         self.source_offsets: Tensor
         self.target_offsets: Tensor

@@ -78,6 +78,11 @@ class Stage1Config:
     # the code being written and each vocal code; content-only cross-attention (False, T5's)
     # has to find "the vocals of now" from content alone, which it did not learn here
     aligned_attention: bool = False
+    # the decoder's self-attention on the same time axis (needs aligned_attention): the coarse
+    # codes come after all semantic codes, so without it a coarse code cannot find the semantic
+    # code that sounds with it by position, and the coarse codes ignore the semantic plan
+    # (benchmarks/cascade_oracle.py: fed the true semantic codes, harmonic fit at chance)
+    timed_self_attention: bool = False
     # what the semantic codes mean: the width of the semantic tokenizer's centroid features
     # (84 for the music backend; 0 = none). The model keeps the table in its weights, filled
     # at training from the tokenizer (`singsong train --semantic`), and adds its projection to
@@ -103,6 +108,8 @@ class Stage1Config:
             raise SingsongError(f"mlp must be 'swiglu' or 'gelu', got {self.mlp!r}")
         if not 0.0 <= self.target_dropout < 1.0:
             raise SingsongError(f"target_dropout must be in [0, 1), got {self.target_dropout}")
+        if self.timed_self_attention and not self.aligned_attention:
+            raise SingsongError("timed_self_attention needs aligned_attention")
         if self.semantic_features < 0:
             raise SingsongError("semantic_features must be >= 0")
         if self.semantic_loss_weight <= 0:
@@ -157,6 +164,7 @@ class Stage1Model(nn.Module):
             else (c.semantic_loss_weight,) + (1.0,) * c.coarse_levels,
             time_embedding=c.time_axis,
             aligned_attention=c.aligned_attention,
+            timed_self_attention=c.timed_self_attention,
             semantic_features=c.semantic_features,
         )
 
@@ -328,6 +336,7 @@ class Stage1Model(nn.Module):
         params: SamplingParams,
         prompt: Codes | None = None,
         negative: Codes | None = None,
+        semantic: Tensor | None = None,
     ) -> Codes:
         """Sample instrumental codes for ``vocals``.
 
@@ -341,6 +350,9 @@ class Stage1Model(nn.Module):
             negative: vocal codes shaped like ``vocals`` to guide away from when
                 ``params.guidance != 1`` (e.g. the codes of silence: the model's idea of an
                 instrumental that ignores the singer).
+            semantic: the instrumental's semantic codes, known for every frame [B or B * takes,
+                T]: they are fed, and only the coarse acoustic codes are sampled (AudioLM's
+                coarse stage alone: e.g. to measure it on the true semantic codes).
 
         Returns:
             Codes with semantic [B * takes, T] and acoustic [B * takes, Q, 2T]; row
@@ -364,6 +376,15 @@ class Stage1Model(nn.Module):
             reps = n if rows == b else 1
             full_sem[:, :frames] = p.semantic.repeat_interleave(reps, dim=0)
             full_ac[:, :, : 2 * frames] = p.acoustic.repeat_interleave(reps, dim=0)
+            forced = stage1_target(full_sem, full_ac).codes
+        if semantic is not None:
+            sem = check_grid(semantic, "semantic", dims=2, size=self.config.semantic_codebook_size)
+            if sem.shape[0] not in (b, b * n) or sem.shape[1] != t:
+                raise SingsongError(
+                    f"semantic codes {tuple(sem.shape)} do not fit {b} windows x {n} takes of "
+                    f"{t} frames"
+                )
+            full_sem = sem.repeat_interleave(n if sem.shape[0] == b else 1, dim=0)
             forced = stage1_target(full_sem, full_ac).codes
         levels = stage1_target(full_sem[:1], full_ac[:1]).levels
         neg = None if negative is None else self.source(negative).codes

@@ -249,6 +249,13 @@ class Decoder(nn.Module):
 
     ``forward`` runs a whole (teacher-forced) sequence; ``start`` + ``step`` decode it piece by
     piece with a :class:`KVCache` and give the same outputs.
+
+    ``timed_self_attention``: self-attention rotated by the positions' *times* instead of their
+    indices (``times`` then required). For a sequence that holds several streams one after the
+    other (stage 1's semantic codes, then its coarse codes), the index offset between a code and
+    the code of another stream that sounds with it changes along the sequence, so "read the
+    semantic code of now" cannot be learnt from positions; on the time axis it is one offset.
+    The causal mask still orders positions that share a time.
     """
 
     def __init__(
@@ -260,10 +267,12 @@ class Decoder(nn.Module):
         mlp_ratio: float = 4.0,
         mlp: MLPKind = "swiglu",
         dropout: float = 0.0,
+        timed_self_attention: bool = False,
     ) -> None:
         super().__init__()
         hidden = _hidden(dim, mlp_ratio, mlp)
         self.dim, self.heads = dim, heads
+        self.timed_self_attention = timed_self_attention
         self.rotary = Rotary(dim // heads)
         self.blocks: nn.ModuleList = nn.ModuleList(
             DecoderBlock(dim=dim, heads=heads, hidden=hidden, mlp=mlp, dropout=dropout)
@@ -276,6 +285,14 @@ class Decoder(nn.Module):
 
     def _cross_rope(self, times: Tensor | None) -> Rope | None:
         return None if times is None else self.rotary(times.float())
+
+    def _self_rope(self, positions: Tensor, times: Tensor | None) -> Rope:
+        """Self-attention's rotation: by index, or by time (``timed_self_attention``)."""
+        if not self.timed_self_attention:
+            return self.rotary(positions)
+        if times is None:
+            raise ValueError("this decoder's self-attention is timed: pass the positions' times")
+        return self.rotary(times.float())
 
     def forward(
         self,
@@ -290,7 +307,7 @@ class Decoder(nn.Module):
         cross-attention (see :class:`CrossAttention`), neither for content-only."""
         if (times is None) != (memory_times is None):
             raise ValueError("time-aligned cross-attention needs both times and memory_times")
-        rope = self.rotary(torch.arange(x.shape[1], device=x.device))
+        rope = self._self_rope(torch.arange(x.shape[1], device=x.device), times)
         q_rope, k_rope = self._cross_rope(times), self._cross_rope(memory_times)
         key_mask = _key_mask(memory_mask)
         for block in self._blocks():
@@ -331,7 +348,7 @@ class Decoder(nn.Module):
         if start + n > cache.capacity:
             raise ValueError(f"KV cache full: {start} + {n} positions > capacity {cache.capacity}")
         positions = torch.arange(start, start + n, device=x.device)
-        rope = self.rotary(positions)
+        rope = self._self_rope(positions, times)  # cached keys keep their own rotation
         # One new position may see everything cached; a block of several needs a causal mask
         # aligned at `start` (SDPA's is_causal assumes equal query and key lengths).
         mask = None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -222,8 +223,9 @@ def train_stage(
 
     ``tokens`` and ``valid_tokens``: one token folder or several, read as one dataset.
     ``init``: a released model of this stage to start from instead of random weights (fine-
-    tuning: a fresh optimizer and schedule); its config must equal the run's and it must have
-    been trained on the same tokenizers. A resumed run's checkpoint takes precedence.
+    tuning: a fresh optimizer and schedule); its weights must fit the run's model (settings that
+    change no weight, such as training aids, may differ) and it must have been trained on the
+    same tokenizers. A resumed run's checkpoint takes precedence.
     ``semantic``: the semantic tokenizer release of the token folders, for a stage-1 config
     with ``semantic_features`` (its centroids become the model's feature table).
 
@@ -296,17 +298,15 @@ def train_stage(
 
 
 def _init_weights(model: Any, release: Path, expect: dict[str, TokenizerInfo]) -> None:
-    """Load a released stage model's weights into ``model`` (same config, same tokenizers)."""
+    """Load a released stage model's weights into ``model`` (same tokenizers, weights of the
+    same shapes). Settings that change no weight (training aids, attention modes) may differ:
+    fine-tuning with them changed is the point of some runs; the differences are printed."""
     loaded = type(model).from_pretrained(release)
-    if loaded.config != model.config:
-        diff = [
-            f"{f.name} {getattr(loaded.config, f.name)!r} != {getattr(model.config, f.name)!r}"
-            for f in fields(model.config)
-            if getattr(loaded.config, f.name) != getattr(model.config, f.name)
-        ]
-        raise SingsongError(
-            f"--init {release}: its model config differs from the run's ({'; '.join(diff)})"
-        )
+    diff = [
+        f"{f.name} {getattr(loaded.config, f.name)!r} != {getattr(model.config, f.name)!r}"
+        for f in fields(model.config)
+        if getattr(loaded.config, f.name) != getattr(model.config, f.name)
+    ]
     trained = read_stage_tokenizers(release)
     mine = {role: info.to_dict() for role, info in expect.items()}
     if trained != mine:
@@ -315,7 +315,15 @@ def _init_weights(model: Any, release: Path, expect: dict[str, TokenizerInfo]) -
             f"({sorted(trained)}: {[t.get('version') for t in trained.values()]} vs "
             f"{[t.get('version') for t in mine.values()]})"
         )
-    model.load_state_dict(loaded.state_dict(), strict=True)
+    theirs, ours = loaded.state_dict(), model.state_dict()
+    if theirs.keys() != ours.keys() or any(theirs[k].shape != ours[k].shape for k in ours):
+        raise SingsongError(
+            f"--init {release}: its weights do not fit the run's model ({'; '.join(diff)})"
+        )
+    model.load_state_dict(theirs, strict=True)
+    if diff:
+        print(f"--init {release}: fine-tuning with other settings ({'; '.join(diff)})",
+              file=sys.stderr)  # fmt: skip
 
 
 def _semantic_table(

@@ -1,0 +1,158 @@
+"""Where does the key get lost? Harmonic fit of the cascade fed the true codes, stage by stage.
+
+    python -u benchmarks/cascade_oracle.py src/singsong/assets/default \
+        data/pairs_mir1k/manifest.jsonl --max-clips 24
+
+On the held-out clips of a pairs manifest (isolated vocals, the first window of each clip), the
+instrumental is made by the bundle's cascade with more and more of it replaced by the truth,
+and scored with ``evaluation.agreement.harmonic_fit`` against the vocals (1 = chance):
+
+- ``truth``: the true instrumental;
+- ``codec``: the true instrumental through the codec (its 12 levels, encoded and decoded);
+- ``stage2 on true coarse``: stage 2 samples the fine levels for the true coarse codes;
+- ``stage1 on true semantic``: stage 1 samples only the coarse codes, fed the true semantic
+  codes (``Stage1Model.generate(semantic=)``), then stage 2;
+- ``stage1 on another song's semantic``: the same with the semantic codes of a clip of another
+  song: if the coarse codes follow the semantic plan, this falls to chance;
+- ``model``: the whole cascade (what ``accompany`` does for one window).
+
+So a stage whose row falls below the one above it loses the key; if "true semantic" keeps it and
+"model" does not, the whole gap is stage 1's semantic codes. The semantic codes themselves are
+also scored in token space (``token_harmony.py``'s fit: each code read as its centroid's chroma):
+the true instrumental's, the model's, and another song's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from singsong import SAMPLE_RATE
+from singsong.audio import loudness_normalize
+from singsong.evaluation.agreement import harmonic_fit
+from singsong.evaluation.analysis import analyze
+from singsong.evaluation.run import load_clips, shuffle_partner
+from singsong.models import SamplingParams
+from singsong.pipeline import Accompanist
+from singsong.pipeline.bundle import SEMANTIC_HOP
+
+sys.path.insert(0, str(Path(__file__).parent))  # a sibling script's token-space fit
+from token_harmony import code_tables, fit
+
+SYSTEMS = (
+    "truth",
+    "codec",
+    "stage2 on true coarse",
+    "stage1 on true semantic",
+    "stage1 on another song's semantic",
+    "model",
+)
+
+
+def interval(x: np.ndarray, rng: np.random.Generator) -> str:
+    means = [rng.choice(x, x.size).mean() for _ in range(1000)]
+    return f"{x.mean():.3f} [{np.percentile(means, 2.5):.3f}, {np.percentile(means, 97.5):.3f}]"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("bundle", type=Path)
+    p.add_argument("manifest", type=Path, help="a pairs manifest.jsonl")
+    p.add_argument("--max-clips", type=int, default=24)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--guidance", type=float, default=None, help="stage 1's (default: bundle's)")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    acc = Accompanist.from_pretrained(args.bundle)
+    parts, cfg = acc.parts, acc.config
+    params = SamplingParams(
+        temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p, seed=args.seed,
+        guidance=cfg.guidance if args.guidance is None else args.guidance,
+    )  # fmt: skip
+    fine_params = SamplingParams(
+        temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p, seed=args.seed + 1
+    )
+    clips = load_clips(args.manifest, args.max_clips)
+    partner = shuffle_partner(clips)
+
+    # every clip's first window: vocals as accompany tokenizes them, the truth's codes
+    frames = cfg.window_frames
+    windows = []
+    for clip in clips:
+        n = min(clip.vocals["isolated"].size, frames * SEMANTIC_HOP)
+        t = -(-n // SEMANTIC_HOP)
+        vocals = loudness_normalize(clip.vocals["isolated"][:n], SAMPLE_RATE, cfg.vocal_lufs)
+        x = torch.from_numpy(clip.reference[:n].astype(np.float32))[None]  # [1, n]
+        x = torch.nn.functional.pad(x, (0, t * SEMANTIC_HOP - n))  # whole frames
+        with torch.inference_mode():
+            truth_sem = parts.semantic.encode(x)[:, 0]  # [1, T]
+            truth_ac = parts.codec.encode(x)  # [1, 12, 2T]
+        codes = acc._tokenize(vocals, t)  # noised like accompany's (private: a benchmark)
+        silence = acc._tokenize(vocals, t, silent=True) if params.guidance != 1 else None
+        windows.append((vocals, clip.reference[:n], codes, silence, truth_sem, truth_ac))
+
+    q = parts.stage1.config.coarse_levels
+    tables = code_tables(args.bundle / "semantic")
+    fits: dict[str, list[float]] = {s: [] for s in SYSTEMS}
+    token_fits: list[tuple[float, float, float]] = []  # true, model, another song's
+    started = time.perf_counter()
+    for k, (vocals, ref, codes, silence, truth_sem, truth_ac) in enumerate(windows):
+        n = vocals.size
+
+        def fine(coarse: torch.Tensor, n: int = n) -> np.ndarray:  # stage 2, decoded [n]
+            full = torch.cat([coarse, parts.stage2.generate(coarse, params=fine_params)], dim=1)
+            return parts.codec.decode(full)[0, :n].numpy()
+
+        with torch.inference_mode():
+            other = windows[partner[k]][4]
+            other = torch.nn.functional.pad(other, (0, max(0, truth_sem.shape[1] - other.shape[1])))
+            other = other[:, : truth_sem.shape[1]]
+            gen = {"truth": ref, "codec": parts.codec.decode(truth_ac)[0, :n].numpy(),
+                   "stage2 on true coarse": fine(truth_ac[:, :q])}  # fmt: skip
+            for name, plan in (
+                ("stage1 on true semantic", truth_sem),
+                ("stage1 on another song's semantic", other),
+                ("model", None),
+            ):
+                out = parts.stage1.generate(codes, params=params, negative=silence, semantic=plan)
+                assert out.acoustic is not None and out.semantic is not None
+                gen[name] = fine(out.acoustic)
+            assert codes.semantic is not None
+            token_fits.append(tuple(
+                fit(codes.semantic[0].numpy(), x[0].numpy(), tables)
+                for x in (truth_sem, out.semantic, other)
+            ))  # fmt: skip
+        vf = analyze(vocals, voice=True)
+        for name, wav in gen.items():
+            fits[name].append(harmonic_fit(vf, analyze(wav.astype(np.float32))))
+        print(f"clip {k + 1}/{len(windows)}: {time.perf_counter() - started:.0f} s", flush=True)
+
+    rng = np.random.default_rng(0)
+    table = np.array([fits[s] for s in SYSTEMS])  # [systems, clips]
+    table = table[:, np.isfinite(table).all(0)]
+    print(f"\n{platform.machine()}, {args.bundle}, {table.shape[1]} clips of {args.manifest}")
+    print("harmonic fit vs the vocals (1 = chance), mean [95 % bootstrap]; paired difference to")
+    print("the row above\n")
+    print("| instrumental | harmonic fit | minus the row above |")
+    print("|---|---:|---:|")
+    for i, name in enumerate(SYSTEMS):
+        diff = "" if i == 0 else interval(table[i] - table[i - 1], rng)
+        print(f"| {name} | {interval(table[i], rng)} | {diff} |")
+    gap = interval(table[3] - table[5], rng)
+    print(f"\ntrue semantic minus model: {gap}")
+    tok = np.array(token_fits)
+    tok = tok[np.isfinite(tok).all(1)]
+    print(
+        f"\nsemantic codes in token space ({len(tok)} clips): true {interval(tok[:, 0], rng)}, "
+        f"model {interval(tok[:, 1], rng)}, another song's {interval(tok[:, 2], rng)}"
+    )
+
+
+if __name__ == "__main__":
+    main()
