@@ -120,6 +120,8 @@ def main() -> None:
                 ("stage1 on another song's semantic", other),
                 ("model", None),
             ):
+                if name == "model" and parts.planner is not None:  # a bundle with a planner
+                    plan = parts.planner.generate(codes, params=params, negative=silence).semantic
                 out = parts.stage1.generate(codes, params=params, negative=silence, semantic=plan)
                 assert out.acoustic is not None and out.semantic is not None
                 gen[name] = fine(out.acoustic)

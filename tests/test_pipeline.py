@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import torch
 import singsong.cli
 from singsong.cli.accompany import add_accompany
 from singsong.errors import AudioError, SingsongError
+from singsong.models import Codes
 from singsong.pipeline import (
     Accompanist,
     Components,
@@ -311,3 +313,51 @@ def test_assemble_bundle_checks_the_stages_tokenizers(parts: Components, tmp_pat
 
         assemble_bundle(semantic=src / "semantic", codec=src / "codec", stage1=src / "stage1",
                         stage2=src / "stage2", out=tmp_path / "c")  # fmt: skip
+
+
+def test_planner_writes_the_semantic_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    parts = debug_components(planner=True, **FAST)
+    planner = parts.planner
+    assert planner is not None
+    plans: list[torch.Tensor] = []
+    write = planner.generate
+
+    def spy(*args: Any, **kwargs: Any) -> Codes:
+        out = write(*args, **kwargs)
+        plans.append(out.semantic)
+        return out
+
+    monkeypatch.setattr(planner, "generate", spy)
+    acc = Accompanist(parts)
+    result = acc.accompany(singing(3 * SR), SR, takes=2, seed=1)
+    assert len(result.takes[0].instrumental) == 3 * SR
+    # every window's semantic codes are the planner's, continued over the overlap
+    assert len(plans) == len(result.windows) == 2
+    for plan, window in zip(plans, result.windows, strict=True):
+        assert torch.equal(window.semantic, plan)
+    overlap = acc.config.overlap_frames
+    for prev, cur in itertools.pairwise(result.windows):
+        assert torch.equal(cur.semantic[:, :overlap], prev.semantic[:, -overlap:])
+    monkeypatch.undo()
+    # saved and loaded with the bundle: the same takes
+    saved = save_bundle(parts, tmp_path / "m")
+    loaded = Accompanist.from_pretrained(saved)
+    assert loaded.parts.planner is not None
+    again = loaded.accompany(singing(3 * SR), SR, takes=2, seed=1)
+    np.testing.assert_allclose(again.takes[1].mix, result.takes[1].mix, atol=1e-6)
+    # `singsong bundle --planner`
+    from singsong.cli import main
+
+    infos = {"semantic": parts.semantic.info.to_dict(), "acoustic": parts.codec.info.to_dict()}
+    for stage in ("stage1", "stage2", "planner"):
+        (saved / stage / "tokenizers.json").write_text(json.dumps(infos))
+    args = ["bundle", "--semantic", str(saved / "semantic"), "--codec", str(saved / "codec")]
+    args += ["--stage1", str(saved / "stage1"), "--stage2", str(saved / "stage2")]
+    assert main([*args, "--planner", str(saved / "planner"), "--out", str(tmp_path / "c")]) == 0
+    assert load_bundle(tmp_path / "c").planner is not None
+    assert main([*args, "--planner", str(saved / "stage1"), "--out", str(tmp_path / "d")]) == 2
+    # a planner must write semantic codes only, and stage 1 must write coarse ones
+    with pytest.raises(SingsongError, match="semantic codes only"):
+        replace(parts, planner=parts.stage1).check()
+    with pytest.raises(SingsongError, match="is a planner"):
+        replace(parts, stage1=planner).check()

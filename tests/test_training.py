@@ -175,6 +175,19 @@ def test_stage2_trains(tmp_path: Path, tokens: Path) -> None:
     Stage2Model.from_pretrained(tmp_path / "release")
 
 
+def test_a_planner_trains_on_the_semantic_codes_alone(tmp_path: Path, tokens: Path) -> None:
+    torch.manual_seed(0)
+    config = Stage1Config.preset(
+        "debug", semantic_codebook_size=VOCAB, acoustic_codebook_size=VOCAB, coarse_levels=0
+    )
+    history = trainer(tmp_path, tokens, small_cfg(steps=20, eval_every=20), Stage1Model(config))
+    rows = history.fit()
+    assert losses(rows)[-1] < losses(rows)[0]
+    assert "valid_acc_semantic" in rows[-1] and "valid_acc_acoustic1" not in rows[-1]
+    assert "valid_listen_gap_start" in rows[-1]
+    assert Stage1Model.from_pretrained(tmp_path / "release").config.coarse_levels == 0
+
+
 def test_cli_and_two_process_gloo_matches_one(tmp_path: Path, tokens: Path) -> None:
     spec = tmp_path / "run.json"
     train = {"steps": 16, "batch_size": 4, "log_every": 2, "eval_every": 8, "eval_batches": 1,

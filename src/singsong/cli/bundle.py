@@ -21,6 +21,13 @@ def add_bundle(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--codec", type=Path, required=True, metavar="DIR")
     p.add_argument("--stage1", type=Path, required=True, metavar="DIR", help="a stage release")
     p.add_argument("--stage2", type=Path, required=True, metavar="DIR", help="a stage release")
+    p.add_argument(
+        "--planner",
+        type=Path,
+        metavar="DIR",
+        help="a semantic-only stage-1 release (coarse_levels 0) that writes the semantic codes; "
+        "stage 1 then writes only the coarse codes",
+    )
     p.add_argument("--out", type=Path, required=True, metavar="DIR")
     p.add_argument("--window", type=positive_float, default=6.0, help="seconds (default 6)")
     p.add_argument("--overlap", type=non_negative_float, default=2.0, help="seconds (default 2)")
@@ -50,6 +57,7 @@ def run_bundle(args: argparse.Namespace) -> int:
         codec=args.codec,
         stage1=args.stage1,
         stage2=args.stage2,
+        planner=args.planner,
         out=args.out,
         config=config,
         fp16=args.fp16,

@@ -218,6 +218,8 @@ def split_stage1(codes: Tensor, *, frames: int, coarse_levels: int) -> tuple[Ten
     expect = frames * (1 + SEMANTIC_PER_ACOUSTIC * coarse_levels)
     if codes.dim() != 2 or codes.shape[1] != expect:
         raise SingsongError(f"expected stage-1 codes [B, {expect}], got {_shape(codes)}")
+    if coarse_levels == 0:  # a semantic-only stage 1 (a planner): no coarse codes
+        return codes, codes.new_zeros(codes.shape[0], 0, SEMANTIC_PER_ACOUSTIC * frames)
     return codes[:, :frames], split_frame_major(codes[:, frames:], coarse_levels)
 
 

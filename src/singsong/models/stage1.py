@@ -57,6 +57,8 @@ class Stage1Config:
     featurization: str = "S"  # vocal input: "S" (semantic), "A" (coarse acoustic) or "SA"
     semantic_codebook_size: int = 1024
     acoustic_codebook_size: int = 1024
+    # acoustic levels written after the semantic codes; 0 = a *planner*: the semantic codes
+    # alone (SingSong's semantic stage), with a stage 1 that writes the coarse codes for them
     coarse_levels: int = 4
     dim: int = 256
     heads: int = 4

@@ -199,7 +199,7 @@ class Accompanist:
         negative: Codes | None = None,
     ) -> tuple[WindowCodes, Tensor]:
         """Generate one window -> (its codes, its decoded audio [takes, frames * 640])."""
-        p1, p2 = self.parts.stage1, self.parts.stage2
+        p0, p1, p2 = self.parts.planner, self.parts.stage1, self.parts.stage2
         q = p1.config.coarse_levels
         prompt1 = fine_prompt = None
         if prev is not None:  # continue from the previous window's codes over the overlap
@@ -208,8 +208,17 @@ class Accompanist:
                 semantic=prev.semantic[:, -keep:], acoustic=prev.acoustic[:, :q, -2 * keep :]
             )
             fine_prompt = prev.acoustic[:, q:, -2 * keep :]
+        plan = None  # a planner writes the semantic codes, stage 1 only the coarse ones for them
+        if p0 is not None:
+            plan_prompt = None
+            if prompt1 is not None:
+                assert prompt1.semantic is not None and prompt1.acoustic is not None
+                plan_prompt = Codes(semantic=prompt1.semantic, acoustic=prompt1.acoustic[:, :0])
+            plan = p0.generate(
+                vocals, params=params, prompt=plan_prompt, negative=negative
+            ).semantic  # [takes, T]
         # [takes, T], [takes, Q, 2T]
-        out = p1.generate(vocals, params=params, prompt=prompt1, negative=negative)
+        out = p1.generate(vocals, params=params, prompt=prompt1, negative=negative, semantic=plan)
         assert out.semantic is not None and out.acoustic is not None
         s2 = replace(
             params, takes=1, seed=None if params.seed is None else params.seed + 1, guidance=1.0

@@ -7,6 +7,9 @@ Layout of a bundle folder ``MODEL_DIR``::
     MODEL_DIR/codec/           acoustic codec
     MODEL_DIR/stage1/          vocals -> instrumental semantic + coarse codes
     MODEL_DIR/stage2/          coarse -> fine codes
+    MODEL_DIR/planner/         optional: vocals -> instrumental semantic codes; stage 1 then
+                               writes only the coarse codes for them (SingSong's separate
+                               semantic stage: a stage-1 model with ``coarse_levels`` 0)
 
 ``singsong.json`` records the tokenizer versions the stages were trained on: codes only mean
 something to the tokenizer that wrote them, so a bundle whose folders were mixed up refuses to
@@ -113,13 +116,15 @@ class BundleConfig:
 
 @dataclass(frozen=True, eq=False)
 class Components:
-    """Everything a pipeline runs: two tokenizers, two stage models and the settings."""
+    """Everything a pipeline runs: two tokenizers, two stage models (three with a planner) and
+    the settings."""
 
     semantic: SemanticTokenizer
     codec: CodecTokenizer
     stage1: Stage1Model
     stage2: Stage2Model
     config: BundleConfig
+    planner: Stage1Model | None = None
 
     def check(self) -> Components:
         """Raise if the parts do not fit together (vocabularies, levels, featurization)."""
@@ -137,6 +142,16 @@ class Components:
             )
         if c1.semantic_codebook_size != self.semantic.codebook_size:
             problems.append("stage 1's semantic vocabulary differs from the semantic tokenizer's")
+        if c1.coarse_levels == 0:
+            problems.append("stage 1 writes no coarse codes (a semantic-only model is a planner)")
+        if self.planner is not None:
+            cp = self.planner.config
+            if cp.coarse_levels != 0:
+                problems.append("the planner must write semantic codes only (coarse_levels 0)")
+            if (cp.featurization, cp.vocal_noise) != (c1.featurization, c1.vocal_noise):
+                problems.append("the planner and stage 1 read the vocals differently")
+            if cp.semantic_codebook_size != c1.semantic_codebook_size:
+                problems.append("the planner's semantic vocabulary differs from stage 1's")
         sizes = {c1.acoustic_codebook_size, c2.acoustic_codebook_size, self.codec.codebook_size}
         if len(sizes) != 1:
             problems.append("the stages' acoustic vocabularies differ from the codec's")
@@ -163,6 +178,8 @@ def save_bundle(
     components.codec.save_pretrained(folder / "codec", dtype=dtype)
     components.stage1.save_pretrained(folder / "stage1", dtype=dtype)
     components.stage2.save_pretrained(folder / "stage2", dtype=dtype)
+    if components.planner is not None:
+        components.planner.save_pretrained(folder / "planner", dtype=dtype)
     meta = {
         "kind": BUNDLE_KIND,
         "version": BUNDLE_VERSION,
@@ -183,19 +200,24 @@ def assemble_bundle(
     out: str | os.PathLike[str],
     config: BundleConfig | None = None,
     fp16: bool = False,
+    planner: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Trained parts -> a bundle folder (``singsong bundle``). Featurization and inference noise
     are taken from stage 1 (``config`` gives the rest); each stage's ``tokenizers.json`` (written
-    by ``singsong train``) must name exactly these tokenizers, or the codes would mean nothing."""
+    by ``singsong train``) must name exactly these tokenizers, or the codes would mean nothing.
+    ``planner``: a semantic-only stage-1 release that writes the semantic codes."""
     parts = Components(
         semantic=SemanticTokenizer.from_pretrained(semantic),
         codec=CodecTokenizer.from_pretrained(codec),
         stage1=Stage1Model.from_pretrained(stage1),
         stage2=Stage2Model.from_pretrained(stage2),
         config=config or BundleConfig(),
+        planner=None if planner is None else Stage1Model.from_pretrained(planner),
     )
     mine = {"semantic": parts.semantic.info.to_dict(), "acoustic": parts.codec.info.to_dict()}
-    for name, folder in (("stage1", Path(stage1)), ("stage2", Path(stage2))):
+    stages = [("stage1", Path(stage1)), ("stage2", Path(stage2))]
+    stages += [] if planner is None else [("planner", Path(planner))]
+    for name, folder in stages:
         for role, info in read_stage_tokenizers(folder).items():
             if mine.get(role) != info:
                 raise SingsongError(
@@ -245,6 +267,11 @@ def load_bundle(directory: str | os.PathLike[str]) -> Components:
         stage1=Stage1Model.from_pretrained(folder / "stage1"),
         stage2=Stage2Model.from_pretrained(folder / "stage2"),
         config=config,
+        planner=(
+            Stage1Model.from_pretrained(folder / "planner")
+            if (folder / "planner").is_dir()
+            else None
+        ),
     )
     recorded = meta.get("tokenizers", {})
     for name, tok in (("semantic", parts.semantic), ("codec", parts.codec)):
@@ -264,11 +291,12 @@ def _synthetic(seconds: float, generator: torch.Generator) -> torch.Tensor:
     return wav[None]
 
 
-def debug_components(*, seed: int = 0, **config: Any) -> Components:
+def debug_components(*, seed: int = 0, planner: bool = False, **config: Any) -> Components:
     """A tiny bundle with random weights (for tests and ``--model debug``): it runs the whole
     pipeline in about a second per 10 s window on a CPU, and sounds like nothing.
 
-    ``config`` overrides :class:`BundleConfig` fields (e.g. short windows for fast tests).
+    ``planner``: with a semantic-only planner. ``config`` overrides :class:`BundleConfig`
+    fields (e.g. short windows for fast tests).
     """
     generator = torch.Generator().manual_seed(seed)
     wav = _synthetic(2.0, generator)
@@ -293,10 +321,12 @@ def debug_components(*, seed: int = 0, **config: Any) -> Components:
             Stage1Config.preset("debug", featurization=featurization, vocal_noise=noisy)
         )
         stage2 = Stage2Model(Stage2Config.preset("debug"))
+        plan = Stage1Model(replace(stage1.config, coarse_levels=0)) if planner else None
     return Components(
         semantic=semantic,
         codec=CodecTokenizer(codec_model.eval()),
         stage1=stage1.eval(),
         stage2=stage2.eval(),
         config=BundleConfig(**config),
+        planner=None if plan is None else plan.eval(),
     ).check()
