@@ -67,16 +67,20 @@ def main() -> None:
     p.add_argument("--max-clips", type=int, default=24)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--guidance", type=float, default=None, help="stage 1's (default: bundle's)")
+    p.add_argument("--temperature", type=float, default=None, help="default: the bundle's")
+    p.add_argument("--top-k", type=int, default=None, help="default: the bundle's")
     args = p.parse_args()
     torch.set_num_threads(1)
     acc = Accompanist.from_pretrained(args.bundle)
     parts, cfg = acc.parts, acc.config
+    temperature = cfg.temperature if args.temperature is None else args.temperature
+    top_k = cfg.top_k if args.top_k is None else args.top_k
     params = SamplingParams(
-        temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p, seed=args.seed,
+        temperature=temperature, top_k=top_k, top_p=cfg.top_p, seed=args.seed,
         guidance=cfg.guidance if args.guidance is None else args.guidance,
     )  # fmt: skip
     fine_params = SamplingParams(
-        temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p, seed=args.seed + 1
+        temperature=temperature, top_k=top_k, top_p=cfg.top_p, seed=args.seed + 1
     )
     clips = load_clips(args.manifest, args.max_clips)
     partner = shuffle_partner(clips)
@@ -139,6 +143,7 @@ def main() -> None:
     table = np.array([fits[s] for s in SYSTEMS])  # [systems, clips]
     table = table[:, np.isfinite(table).all(0)]
     print(f"\n{platform.machine()}, {args.bundle}, {table.shape[1]} clips of {args.manifest}")
+    print(f"sampling: {params}")
     print("harmonic fit vs the vocals (1 = chance), mean [95 % bootstrap]; paired difference to")
     print("the row above\n")
     print("| instrumental | harmonic fit | minus the row above |")
