@@ -14,8 +14,8 @@ def add_bundle(sub: argparse._SubParsersAction) -> None:
         help="assemble tokenizers and trained stages into a model folder",
         description="Check that the parts fit (vocabularies, levels, featurization, and that "
         "each stage was trained on these tokenizers' codes) and write OUT/{semantic,codec,"
-        "stage1,stage2}/ + OUT/singsong.json. The vocal noise at inference follows stage 1's "
-        "training.",
+        "stage1,stage2}/ (+ OUT/planner/ with --planner) + OUT/singsong.json. The vocal noise "
+        "at inference follows stage 1's training.",
     )
     p.add_argument("--semantic", type=Path, required=True, metavar="DIR")
     p.add_argument("--codec", type=Path, required=True, metavar="DIR")
