@@ -37,14 +37,9 @@ from singsong.models.codes import (
     stage1_vocab,
 )
 from singsong.models.noise import INFERENCE_SNR_DB, TRAIN_SNR_DB
+from singsong.models.release import config_from_preset, load_model, save_model
 from singsong.models.sampling import SamplingParams
-from singsong.models.seq2seq import (
-    CodeLM,
-    LossOutput,
-    config_from_preset,
-    load_model,
-    save_model,
-)
+from singsong.models.seq2seq import CodeLM, LossOutput
 from singsong.modules.transformer import MLPKind
 
 __all__ = ["STAGE1_PRESETS", "Stage1Config", "Stage1Model"]

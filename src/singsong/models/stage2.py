@@ -37,14 +37,9 @@ from singsong.models.codes import (
     frame_major,
     split_fine,
 )
+from singsong.models.release import config_from_preset, load_model, save_model
 from singsong.models.sampling import SamplingParams
-from singsong.models.seq2seq import (
-    CodeLM,
-    LossOutput,
-    config_from_preset,
-    load_model,
-    save_model,
-)
+from singsong.models.seq2seq import CodeLM, LossOutput
 from singsong.modules.transformer import MLPKind
 
 __all__ = ["STAGE2_PRESETS", "Stage2Config", "Stage2Model"]

@@ -32,7 +32,7 @@ from singsong.errors import SingsongError
 from singsong.models import Stage1Config, Stage1Model, Stage2Config, Stage2Model
 from singsong.models.codes import FEATURIZATIONS
 from singsong.models.noise import INFERENCE_SNR_DB
-from singsong.models.seq2seq import read_stage_tokenizers
+from singsong.models.release import read_stage_tokenizers
 from singsong.tokenizers.codec import Codec, CodecConfig, CodecTokenizer
 from singsong.tokenizers.semantic import MusicFeatures, SemanticConfig, SemanticTokenizer
 

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from singsong.audio import atomic_write
 from singsong.errors import SingsongError
-from singsong.models.seq2seq import STAGE_TOKENIZERS_FILE, read_stage_tokenizers
+from singsong.models.release import STAGE_TOKENIZERS_FILE, read_stage_tokenizers
 from singsong.models.stage1 import Stage1Config
 from singsong.models.stage2 import Stage2Config
 from singsong.tokenizers.base import TokenizerInfo
