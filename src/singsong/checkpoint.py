@@ -53,14 +53,22 @@ def save_pretrained(
     return directory
 
 
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON file that must hold an object -> that dict; one-line errors when it does not."""
+    try:
+        out = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SingsongError(f"broken {path}: {e}") from None
+    if not isinstance(out, dict):
+        raise SingsongError(f"broken {path}: expected a JSON object")
+    return out
+
+
 def read_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(directory) / CONFIG_FILE
     if not path.is_file():
         raise SingsongError(f"not a model folder (no {CONFIG_FILE}): {directory}")
-    try:
-        return dict(json.loads(path.read_text()))
-    except json.JSONDecodeError as e:
-        raise SingsongError(f"broken {path}: {e}") from None
+    return read_json_object(path)
 
 
 def load_pretrained(

@@ -4,7 +4,6 @@ only) and the ``tokenizers.json`` that says whose codes it was trained on; confi
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from singsong.checkpoint import load_pretrained, save_pretrained
+from singsong.checkpoint import load_pretrained, read_json_object, save_pretrained
 from singsong.errors import SingsongError
 
 __all__ = [
@@ -42,13 +41,7 @@ def read_stage_tokenizers(folder: str | os.PathLike[str]) -> dict[str, Any]:
             f"{path} is missing: cannot tell which tokenizers the model was trained on (not a "
             "training release: `singsong train` writes it into the release folder)"
         )
-    try:
-        out = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SingsongError(f"broken {path}: {e}") from None
-    if not isinstance(out, dict):
-        raise SingsongError(f"broken {path}: not a JSON object")
-    return out
+    return read_json_object(path)
 
 
 def config_from_preset(

@@ -28,6 +28,7 @@ import torch
 
 from singsong import SAMPLE_RATE
 from singsong.audio import atomic_write
+from singsong.checkpoint import read_json_object
 from singsong.errors import SingsongError
 from singsong.models import Stage1Config, Stage1Model, Stage2Config, Stage2Model
 from singsong.models.codes import FEATURIZATIONS
@@ -247,10 +248,7 @@ def load_bundle(directory: str | os.PathLike[str]) -> Components:
     path = folder / BUNDLE_FILE
     if not path.is_file():
         raise SingsongError(f"{folder} is not a singsong model bundle (no {BUNDLE_FILE})")
-    try:
-        meta: dict[str, Any] = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SingsongError(f"broken {path}: {e}") from None
+    meta = read_json_object(path)
     if meta.get("kind") != BUNDLE_KIND or meta.get("version") != BUNDLE_VERSION:
         raise SingsongError(
             f"{path} is a {meta.get('kind')!r} file of version {meta.get('version')!r}; this "

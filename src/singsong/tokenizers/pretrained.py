@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from singsong.checkpoint import read_json_object
 from singsong.errors import SingsongError
 from singsong.tokenizers.base import Tokenizer, as_batch, check_codes
 
@@ -45,13 +46,7 @@ def read_hf_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     config = folder / "config.json"
     if not config.is_file():
         raise SingsongError(f"not a model folder (no config.json): {folder}")
-    try:
-        meta = json.loads(config.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SingsongError(f"broken {config}: {e}") from None
-    if not isinstance(meta, dict):
-        raise SingsongError(f"broken {config}: expected a JSON object")
-    return meta
+    return read_json_object(config)
 
 
 def _import_transformers() -> Any:
