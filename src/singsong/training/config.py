@@ -238,7 +238,12 @@ def train_stage(
     from singsong.models.stage1 import Stage1Model
     from singsong.models.stage2 import Stage2Model
     from singsong.tokenizers.token_dataset import TokenDataset
-    from singsong.training.trainer import RELEASE_DIR, Trainer, init_distributed
+    from singsong.training.trainer import (
+        RELEASE_DIR,
+        Trainer,
+        close_distributed,
+        init_distributed,
+    )
 
     rank, world = init_distributed(device)
     train_folders = _folders(tokens)
@@ -294,6 +299,7 @@ def train_stage(
         # which tokenizers' codes the model speaks: `singsong bundle` checks it
         with atomic_write(release / STAGE_TOKENIZERS_FILE) as f:
             json.dump({role: info.to_dict() for role, info in expect.items()}, f, indent=1)
+    close_distributed()
     return release
 
 

@@ -37,7 +37,14 @@ from singsong.errors import SingsongError
 from singsong.models.seq2seq import LossOutput
 from singsong.training.config import TrainConfig
 
-__all__ = ["CHECKPOINT_FILE", "RELEASE_DIR", "StageModel", "Trainer", "init_distributed"]
+__all__ = [
+    "CHECKPOINT_FILE",
+    "RELEASE_DIR",
+    "StageModel",
+    "Trainer",
+    "close_distributed",
+    "init_distributed",
+]
 
 log = logging.getLogger(__name__)
 CHECKPOINT_FILE, LOG_FILE, PLOT_FILE = "checkpoint.pt", "log.csv", "curves.png"
@@ -86,6 +93,15 @@ def init_distributed(device: torch.device | str | None = None) -> tuple[int, int
     if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def close_distributed() -> None:
+    """Leave the torchrun process group together: a rank that exits while another still holds
+    its gloo connections can abort it at teardown ("terminate called without an active
+    exception"). A no-op outside torchrun."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _to(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
