@@ -17,7 +17,7 @@ import torch
 import singsong.cli
 from singsong.cli.accompany import add_accompany
 from singsong.errors import AudioError, SingsongError
-from singsong.models import Codes
+from singsong.models import Codes, RendererModel
 from singsong.pipeline import (
     Accompanist,
     Components,
@@ -361,3 +361,35 @@ def test_planner_writes_the_semantic_codes(tmp_path: Path, monkeypatch: pytest.M
         replace(parts, planner=parts.stage1).check()
     with pytest.raises(SingsongError, match="is a planner"):
         replace(parts, stage1=planner).check()
+
+
+def test_a_renderer_writes_the_coarse_codes_of_the_plan(tmp_path: Path) -> None:
+    parts = debug_components(renderer=True, **FAST)
+    assert isinstance(parts.stage1, RendererModel) and parts.planner is not None
+    acc = Accompanist(parts)
+    result = acc.accompany(singing(3 * SR), SR, takes=2, seed=1, guidance=2.0)
+    assert len(result.takes[1].mix) == 3 * SR and len(result.windows) == 2
+    overlap = acc.config.overlap_frames
+    for prev, cur in itertools.pairwise(result.windows):  # continued over the overlap
+        assert torch.equal(cur.semantic[:, :overlap], prev.semantic[:, -overlap:])
+        assert torch.equal(cur.acoustic[:, :, : 2 * overlap], prev.acoustic[:, :, -2 * overlap :])
+    saved = save_bundle(parts, tmp_path / "m", fp16=True)
+    loaded = Accompanist.from_pretrained(saved)
+    assert isinstance(loaded.parts.stage1, RendererModel)
+    again = loaded.accompany(singing(3 * SR), SR, takes=2, seed=1, guidance=2.0)
+    assert again.takes[0].mix.shape == result.takes[0].mix.shape
+    # `singsong bundle --stage1 RENDERER --planner PLANNER`, and a renderer alone is refused
+    from singsong.cli import main
+
+    infos = {"semantic": parts.semantic.info.to_dict(), "acoustic": parts.codec.info.to_dict()}
+    for stage in ("stage1", "stage2", "planner"):
+        (saved / stage / "tokenizers.json").write_text(json.dumps(infos))
+    args = ["bundle", "--semantic", str(saved / "semantic"), "--codec", str(saved / "codec")]
+    args += ["--stage1", str(saved / "stage1"), "--stage2", str(saved / "stage2")]
+    planner = ["--planner", str(saved / "planner"), "--guidance", "2"]
+    assert main([*args, *planner, "--out", str(tmp_path / "c")]) == 0
+    bundle = load_bundle(tmp_path / "c")
+    assert isinstance(bundle.stage1, RendererModel) and bundle.config.guidance == 2.0
+    assert main([*args, "--out", str(tmp_path / "d")]) == 2
+    with pytest.raises(SingsongError, match="there is no planner"):
+        replace(parts, planner=None).check()

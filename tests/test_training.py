@@ -18,6 +18,7 @@ from singsong import SAMPLE_RATE
 from singsong.cli.train import main as train_main
 from singsong.errors import SingsongError
 from singsong.models.noise import TRAIN_SNR_DB
+from singsong.models.renderer import RendererModel
 from singsong.models.stage1 import Stage1Config, Stage1Model
 from singsong.models.stage2 import Stage2Model
 from singsong.tokenizers.base import TokenizerInfo
@@ -335,3 +336,27 @@ def test_semantic_features_come_from_the_tokens_tokenizer(tmp_path: Path, tokens
     table = Stage1Model.from_pretrained(release).lm.semantic_table
     assert table is not None
     torch.testing.assert_close(table, tok.centroids)  # a buffer: training leaves it alone
+
+
+def test_a_renderer_trains_from_the_cli(tmp_path: Path, tokens: Path) -> None:
+    spec = tmp_path / "run.json"
+    train = {"steps": 40, "batch_size": 4, "log_every": 5, "eval_every": 40, "eval_batches": 2,
+             "checkpoint_every": 40, "warmup_steps": 3, "lr": 3e-3}  # fmt: skip
+    spec.write_text(json.dumps({"model": {"preset": "debug"}, "train": train}))
+    args = ["renderer", "--config", str(spec), "--tokens", str(tokens), "--no-progress"]
+    assert train_main([*args, "--out", str(tmp_path / "run")]) == 0
+    rows = list(csv.DictReader((tmp_path / "run" / "log.csv").open()))
+    curve = [float(r["train_loss"]) for r in rows if r["train_loss"]]
+    assert curve[-1] < 0.9 * curve[0]
+    last = rows[-1]
+    assert float(last["valid_plan_gap"]) > 0  # the codes follow the plan: it is read
+    assert {"valid_acc_acoustic1", "valid_acc_acoustic4"} <= set(last)
+    release = RendererModel.from_pretrained(tmp_path / "run" / "release")
+    assert release.config.acoustic_codebook_size == VOCAB
+    info = json.loads((tmp_path / "run" / "release" / "tokenizers.json").read_text())
+    assert set(info) == {"semantic", "acoustic"}
+    # a stage-1 config is not a renderer config
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"model": {"preset": "debug", "featurization": "S"}}))
+    assert train_main(["renderer", "--config", str(bad), "--tokens", str(tokens),
+                       "--out", str(tmp_path / "bad")]) == 2  # fmt: skip

@@ -15,11 +15,19 @@ def add_bundle(sub: argparse._SubParsersAction) -> None:
         description="Check that the parts fit (vocabularies, levels, featurization, and that "
         "each stage was trained on these tokenizers' codes) and write OUT/{semantic,codec,"
         "stage1,stage2}/ (+ OUT/planner/ with --planner) + OUT/singsong.json. The vocal noise "
-        "at inference follows stage 1's training.",
+        "at inference follows the training of the model that reads the vocals (the planner if "
+        "any, else stage 1).",
     )
     p.add_argument("--semantic", type=Path, required=True, metavar="DIR")
     p.add_argument("--codec", type=Path, required=True, metavar="DIR")
-    p.add_argument("--stage1", type=Path, required=True, metavar="DIR", help="a stage release")
+    p.add_argument(
+        "--stage1",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="a stage-1 release, or a renderer release (`singsong train renderer`; needs "
+        "--planner)",
+    )
     p.add_argument("--stage2", type=Path, required=True, metavar="DIR", help="a stage release")
     p.add_argument(
         "--planner",
@@ -34,6 +42,12 @@ def add_bundle(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=non_negative_float, default=1.0)
     p.add_argument("--top-k", type=non_negative_int, default=0, help="0 = off (default)")
     p.add_argument("--top-p", type=unit_interval, default=1.0, help="1 = off (default)")
+    p.add_argument(
+        "--guidance",
+        type=non_negative_float,
+        default=1.0,
+        help="default vocal guidance of the model that reads the vocals (1 = off, default)",
+    )
     p.add_argument("--release", default="", help="name and version, e.g. 'singsong-default 0.1'")
     p.add_argument(
         "--fp16", action="store_true", help="store the stage weights in float16 (half the size)"
@@ -50,6 +64,7 @@ def run_bundle(args: argparse.Namespace) -> int:
         temperature=args.temperature,
         top_k=args.top_k,
         top_p=args.top_p,
+        guidance=args.guidance,
         release=args.release,
     )
     out = assemble_bundle(

@@ -20,11 +20,12 @@ from singsong.errors import SingsongError
 def add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="train stage 1 (vocals -> semantic + coarse) or stage 2 (coarse -> fine)",
+        help="train stage 1 (vocals -> semantic + coarse), stage 2 (coarse -> fine) or a "
+        "renderer (plan -> coarse, for a bundle with a planner)",
         description="Train a stage model on token windows; RUN_DIR gets checkpoint.pt, log.csv, "
         "curves.png and, at the end, release/ (the model for `singsong accompany`).",
     )
-    p.add_argument("stage", choices=("stage1", "stage2"))
+    p.add_argument("stage", choices=("stage1", "stage2", "renderer"))
     p.add_argument(
         "--config",
         default="small",

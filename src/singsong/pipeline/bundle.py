@@ -5,7 +5,8 @@ Layout of a bundle folder ``MODEL_DIR``::
     MODEL_DIR/singsong.json    {"kind": "singsong-bundle", "version", "config", "tokenizers"}
     MODEL_DIR/semantic/        semantic tokenizer (config.json + model.safetensors)
     MODEL_DIR/codec/           acoustic codec
-    MODEL_DIR/stage1/          vocals -> instrumental semantic + coarse codes
+    MODEL_DIR/stage1/          vocals -> instrumental semantic + coarse codes, or a *renderer*
+                               (the planner's semantic codes -> coarse codes, in parallel)
     MODEL_DIR/stage2/          coarse -> fine codes
     MODEL_DIR/planner/         optional: vocals -> instrumental semantic codes; stage 1 then
                                writes only the coarse codes for them (SingSong's separate
@@ -30,7 +31,14 @@ from singsong import SAMPLE_RATE
 from singsong.audio import atomic_write
 from singsong.checkpoint import read_json_object
 from singsong.errors import SingsongError
-from singsong.models import Stage1Config, Stage1Model, Stage2Config, Stage2Model
+from singsong.models import (
+    RendererConfig,
+    RendererModel,
+    Stage1Config,
+    Stage1Model,
+    Stage2Config,
+    Stage2Model,
+)
 from singsong.models.codes import FEATURIZATIONS
 from singsong.models.noise import INFERENCE_SNR_DB
 from singsong.models.release import read_stage_tokenizers
@@ -40,11 +48,17 @@ from singsong.tokenizers.semantic import MusicFeatures, SemanticConfig, Semantic
 __all__ = [
     "BUNDLE_FILE",
     "BundleConfig",
+    "CoarseStage",
     "Components",
     "assemble_bundle",
     "debug_components",
+    "load_coarse_stage",
     "save_bundle",
 ]
+
+# what writes the coarse codes: a stage 1 (it may also write the semantic codes) or a renderer
+# of the planner's semantic codes; both have ``config.coarse_levels`` and the same ``generate``
+CoarseStage = Stage1Model | RendererModel
 
 BUNDLE_FILE = "singsong.json"
 BUNDLE_KIND = "singsong-bundle"
@@ -118,27 +132,41 @@ class BundleConfig:
 @dataclass(frozen=True, eq=False)
 class Components:
     """Everything a pipeline runs: two tokenizers, two stage models (three with a planner) and
-    the settings."""
+    the settings. ``stage1`` is a :class:`Stage1Model` or, with a planner, a renderer."""
 
     semantic: SemanticTokenizer
     codec: CodecTokenizer
-    stage1: Stage1Model
+    stage1: CoarseStage
     stage2: Stage2Model
     config: BundleConfig
     planner: Stage1Model | None = None
+
+    @property
+    def listener(self) -> Stage1Model:
+        """The model that reads the vocals: the planner if any, else stage 1."""
+        if self.planner is not None:
+            return self.planner
+        if not isinstance(self.stage1, Stage1Model):
+            raise SingsongError("a bundle with a renderer needs a planner (nothing reads vocals)")
+        return self.stage1
 
     def check(self) -> Components:
         """Raise if the parts do not fit together (vocabularies, levels, featurization)."""
         c1, c2, cfg = self.stage1.config, self.stage2.config, self.config
         problems = []
-        if c1.featurization != cfg.featurization:
-            problems.append(
-                f"stage 1 reads {c1.featurization}, the bundle says {cfg.featurization}"
+        if isinstance(self.stage1, RendererModel) and self.planner is None:
+            raise SingsongError(
+                "inconsistent model bundle: a renderer writes the coarse codes of a plan, but "
+                "there is no planner"
             )
-        if c1.vocal_noise != (cfg.inference_snr_db is not None):
-            heard = "noisy" if c1.vocal_noise else "clean"
+        cv = self.listener.config
+        who = "the planner" if self.planner is not None else "stage 1"
+        if cv.featurization != cfg.featurization:
+            problems.append(f"{who} reads {cv.featurization}, the bundle says {cfg.featurization}")
+        if cv.vocal_noise != (cfg.inference_snr_db is not None):
+            heard = "noisy" if cv.vocal_noise else "clean"
             problems.append(
-                f"stage 1 was trained on {heard} vocals but the bundle's inference_snr_db is "
+                f"{who} was trained on {heard} vocals but the bundle's inference_snr_db is "
                 f"{cfg.inference_snr_db}"
             )
         if c1.semantic_codebook_size != self.semantic.codebook_size:
@@ -149,7 +177,10 @@ class Components:
             cp = self.planner.config
             if cp.coarse_levels != 0:
                 problems.append("the planner must write semantic codes only (coarse_levels 0)")
-            if (cp.featurization, cp.vocal_noise) != (c1.featurization, c1.vocal_noise):
+            if isinstance(c1, Stage1Config) and (cp.featurization, cp.vocal_noise) != (
+                c1.featurization,
+                c1.vocal_noise,
+            ):
                 problems.append("the planner and stage 1 read the vocals differently")
             if cp.semantic_codebook_size != c1.semantic_codebook_size:
                 problems.append("the planner's semantic vocabulary differs from stage 1's")
@@ -210,7 +241,7 @@ def assemble_bundle(
     parts = Components(
         semantic=SemanticTokenizer.from_pretrained(semantic),
         codec=CodecTokenizer.from_pretrained(codec),
-        stage1=Stage1Model.from_pretrained(stage1),
+        stage1=load_coarse_stage(stage1),
         stage2=Stage2Model.from_pretrained(stage2),
         config=config or BundleConfig(),
         planner=None if planner is None else Stage1Model.from_pretrained(planner),
@@ -228,13 +259,22 @@ def assemble_bundle(
                     if role in mine
                     else f"{name} was trained on an unknown tokenizer role {role!r}"
                 )
-    c1 = parts.stage1.config
+    cv = parts.listener.config
     settings = replace(
         parts.config,
-        featurization=c1.featurization,
-        inference_snr_db=c1.inference_snr_db if c1.vocal_noise else None,
+        featurization=cv.featurization,
+        inference_snr_db=cv.inference_snr_db if cv.vocal_noise else None,
     )
     return save_bundle(replace(parts, config=settings), out, fp16=fp16)
+
+
+def load_coarse_stage(directory: str | os.PathLike[str]) -> CoarseStage:
+    """A release folder of a stage 1 or a renderer (told apart by its ``config.json`` kind)."""
+    path = Path(directory) / "config.json"
+    kind = read_json_object(path).get("kind") if path.is_file() else None
+    if kind == RendererModel.kind:
+        return RendererModel.from_pretrained(directory)
+    return Stage1Model.from_pretrained(directory)  # its errors name what is wrong
 
 
 def load_bundle(directory: str | os.PathLike[str]) -> Components:
@@ -262,7 +302,7 @@ def load_bundle(directory: str | os.PathLike[str]) -> Components:
     parts = Components(
         semantic=SemanticTokenizer.from_pretrained(folder / "semantic"),
         codec=CodecTokenizer.from_pretrained(folder / "codec"),
-        stage1=Stage1Model.from_pretrained(folder / "stage1"),
+        stage1=load_coarse_stage(folder / "stage1"),
         stage2=Stage2Model.from_pretrained(folder / "stage2"),
         config=config,
         planner=(
@@ -289,12 +329,15 @@ def _synthetic(seconds: float, generator: torch.Generator) -> torch.Tensor:
     return wav[None]
 
 
-def debug_components(*, seed: int = 0, planner: bool = False, **config: Any) -> Components:
+def debug_components(
+    *, seed: int = 0, planner: bool = False, renderer: bool = False, **config: Any
+) -> Components:
     """A tiny bundle with random weights (for tests and ``--model debug``): it runs the whole
     pipeline in about a second per 10 s window on a CPU, and sounds like nothing.
 
-    ``planner``: with a semantic-only planner. ``config`` overrides :class:`BundleConfig`
-    fields (e.g. short windows for fast tests).
+    ``planner``: with a semantic-only planner; ``renderer``: with a renderer in stage 1's
+    place (implies a planner). ``config`` overrides :class:`BundleConfig` fields (e.g. short
+    windows for fast tests).
     """
     generator = torch.Generator().manual_seed(seed)
     wav = _synthetic(2.0, generator)
@@ -319,11 +362,12 @@ def debug_components(*, seed: int = 0, planner: bool = False, **config: Any) -> 
             Stage1Config.preset("debug", featurization=featurization, vocal_noise=noisy)
         )
         stage2 = Stage2Model(Stage2Config.preset("debug"))
-        plan = Stage1Model(replace(stage1.config, coarse_levels=0)) if planner else None
+        plan = Stage1Model(replace(stage1.config, coarse_levels=0)) if planner or renderer else None
+        coarse: CoarseStage = RendererModel(RendererConfig.preset("debug")) if renderer else stage1
     return Components(
         semantic=semantic,
         codec=CodecTokenizer(codec_model.eval()),
-        stage1=stage1.eval(),
+        stage1=coarse.eval(),
         stage2=stage2.eval(),
         config=BundleConfig(**config),
         planner=None if plan is None else plan.eval(),

@@ -1,8 +1,9 @@
 """Training configuration (a frozen :class:`TrainConfig`, run presets per stage) and the builder
 :func:`train_stage` that turns a run config and a token folder into a trained model.
 
-A *run config* pairs a model config (``Stage1Config`` / ``Stage2Config``) with a
-:class:`TrainConfig`. It comes from a preset name (``debug``, ``tiny``, ``small``) or a JSON file::
+A *run config* pairs a model config (``Stage1Config``, ``Stage2Config`` or ``RendererConfig``)
+with a :class:`TrainConfig`. It comes from a preset name (``debug``, ``tiny``, ``small``) or a
+JSON file::
 
     {"model": {"preset": "small", "dim": 384}, "train": {"steps": 50000, "lr": 3e-4}}
 
@@ -25,6 +26,7 @@ from typing import Any, Literal
 from singsong.audio import atomic_write
 from singsong.errors import SingsongError
 from singsong.models.release import STAGE_TOKENIZERS_FILE, read_stage_tokenizers
+from singsong.models.renderer import RendererConfig
 from singsong.models.stage1 import Stage1Config
 from singsong.models.stage2 import Stage2Config
 from singsong.tokenizers.base import TokenizerInfo
@@ -40,7 +42,13 @@ __all__ = [
 ]
 
 Precision = Literal["fp32", "bf16"]
-STAGES = ("stage1", "stage2")
+STAGES = ("stage1", "stage2", "renderer")
+ModelConfig = Stage1Config | Stage2Config | RendererConfig
+_MODEL_CONFIGS: dict[str, type[ModelConfig]] = {
+    "stage1": Stage1Config,
+    "stage2": Stage2Config,
+    "renderer": RendererConfig,
+}
 
 
 @dataclass(frozen=True)
@@ -131,7 +139,7 @@ class RunConfig:
     """What ``singsong train`` needs besides data: the stage, its model config, the schedule."""
 
     stage: str
-    model: Stage1Config | Stage2Config
+    model: ModelConfig
     train: TrainConfig
 
 
@@ -149,9 +157,7 @@ def load_run_config(stage: str, spec: str | os.PathLike[str]) -> RunConfig:
     """``spec`` = a preset name (``debug``, ``tiny``, ``small``) or a JSON file (module doc)."""
     if stage not in STAGES:
         raise SingsongError(f"unknown stage {stage!r}; choose one of {list(STAGES)}")
-    model_cls: type[Stage1Config] | type[Stage2Config] = (
-        Stage1Config if stage == "stage1" else Stage2Config
-    )
+    model_cls = _MODEL_CONFIGS[stage]
     if str(spec) in TRAIN_PRESETS:
         name = str(spec)
         return RunConfig(stage, model_cls.preset(name), TRAIN_PRESETS[name])
@@ -235,6 +241,7 @@ def train_stage(
     """
     import torch
 
+    from singsong.models.renderer import RendererModel
     from singsong.models.stage1 import Stage1Model
     from singsong.models.stage2 import Stage2Model
     from singsong.tokenizers.token_dataset import TokenDataset
@@ -253,10 +260,18 @@ def train_stage(
         raise SingsongError(f"{tokens} has no acoustic tokens")
     acoustic = infos["acoustic"]
     torch.manual_seed(run.train.seed)  # reproducible initial weights
-    model: Stage1Model | Stage2Model
-    if isinstance(run.model, Stage1Config):
-        if "semantic" not in infos:
-            raise SingsongError(f"{tokens} has no semantic tokens (stage 1 needs them)")
+    model: Stage1Model | Stage2Model | RendererModel
+    if isinstance(run.model, Stage1Config | RendererConfig) and "semantic" not in infos:
+        raise SingsongError(f"{tokens} has no semantic tokens ({run.stage} needs them)")
+    if isinstance(run.model, RendererConfig):
+        expect = {"semantic": infos["semantic"], "acoustic": acoustic}
+        config_r = replace(run.model, semantic_codebook_size=infos["semantic"].codebook_size,
+                           acoustic_codebook_size=acoustic.codebook_size)  # fmt: skip
+        needed = config_r.coarse_levels
+        model = RendererModel(config_r)
+        if config_r.semantic_features and init is None:
+            _semantic_table(model, semantic, infos["semantic"])
+    elif isinstance(run.model, Stage1Config):
         expect = {"semantic": infos["semantic"], "acoustic": acoustic}
         config1 = replace(run.model, semantic_codebook_size=infos["semantic"].codebook_size,
                           acoustic_codebook_size=acoustic.codebook_size)  # fmt: skip
