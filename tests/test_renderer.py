@@ -139,3 +139,30 @@ def test_release_round_trip(tmp_path: Path) -> None:
     a = m.generate(params=params, semantic=plan()).acoustic
     b = again.generate(params=params, semantic=plan()).acoustic
     assert a is not None and b is not None and torch.equal(a, b)
+
+
+def test_plan_guidance_pushes_away_from_no_plan() -> None:
+    m = model(plan_guidance=3.0, decode_steps=(1, 1, 1, 1))
+    p = plan(rows=1)
+    unknown = torch.full((1, 4, 24), -1)
+    level = torch.tensor([0])
+    with_plan = m.logits(p, unknown, level)
+    none = m.logits(p, unknown, level, keep_plan=torch.tensor([False]))
+    other = m.logits(plan(rows=1, seed=9), unknown, level, keep_plan=torch.tensor([False]))
+    torch.testing.assert_close(none, other)  # without its plan, a row does not read it
+    assert not torch.allclose(none, with_plan)
+    out = m.generate(params=SamplingParams(temperature=0.0), semantic=p).acoustic
+    assert out is not None
+    assert torch.equal(out[0, 0], (none + 3.0 * (with_plan - none)).argmax(-1)[0])
+    # training drops whole plans: at a drop rate near 1 the loss does not depend on the plan
+    m = model(plan_dropout=0.99).train()
+    coarse = torch.randint(0, AC, (4, 4, 24))
+    losses = []
+    for seed in (0, 0):
+        torch.manual_seed(123)
+        losses.append(m.loss(plan(rows=4, seed=seed + len(losses)), coarse).loss)
+    torch.testing.assert_close(losses[0], losses[1])
+    with pytest.raises(SingsongError, match="plan_dropout"):
+        RendererConfig(plan_dropout=1.0)
+    with pytest.raises(SingsongError, match="plan_guidance"):
+        RendererConfig(plan_guidance=-1.0)

@@ -62,6 +62,11 @@ class RendererConfig:
     # training: the share of windows whose first frames (up to half) are known at all levels,
     # as when a window continues the previous one's overlap
     prompt_rate: float = 0.5
+    # training: the share of windows rendered with no plan (its embedding zeroed; no weights),
+    # so the model also knows the codes of "any plan" and generation can guide towards the
+    # plan (classifier-free guidance: logits = none + plan_guidance * (plan - none))
+    plan_dropout: float = 0.0
+    plan_guidance: float = 1.0  # at generation; 1 = none (one pass), > 1 needs plan_dropout
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "decode_steps", tuple(self.decode_steps))  # JSON gives a list
@@ -80,6 +85,10 @@ class RendererConfig:
             raise SingsongError("semantic_features must be >= 0")
         if not 0.0 <= self.prompt_rate <= 1.0:
             raise SingsongError(f"prompt_rate must be in [0, 1], got {self.prompt_rate}")
+        if not 0.0 <= self.plan_dropout < 1.0:
+            raise SingsongError(f"plan_dropout must be in [0, 1), got {self.plan_dropout}")
+        if not (self.plan_guidance >= 0 and math.isfinite(self.plan_guidance)):
+            raise SingsongError(f"plan_guidance must be >= 0 (1 = none), got {self.plan_guidance}")
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> RendererConfig:
@@ -146,20 +155,27 @@ class RendererModel(nn.Module):
 
     # --- the network -----------------------------------------------------------------------------
 
-    def logits(self, plan: Tensor, coarse: Tensor, level: Tensor) -> Tensor:
+    def logits(
+        self, plan: Tensor, coarse: Tensor, level: Tensor, *, keep_plan: Tensor | None = None
+    ) -> Tensor:
         """Logits [B, U, V] of level ``level[b]`` of each row at every frame.
 
         Args:
             plan: semantic codes [B, T].
             coarse: coarse codes [B, Q, U = 2T], -1 where masked (unknown).
             level: [B], the level each row is writing.
+            keep_plan: [B] bool; rows where it is False are rendered with no plan (default:
+                every row has its plan).
         """
         c = self.config
         up = plan.repeat_interleave(2, dim=1)  # [B, U]: each plan frame spans two codec frames
         u = up.shape[1]
-        x = self.plan_embed(up) + self.half_embed(torch.arange(u, device=up.device) % 2)[None]
+        x = self.plan_embed(up)
         if self.features is not None and self.semantic_table is not None:
             x = x + self.features(self.semantic_table[up])
+        if keep_plan is not None:
+            x = x * keep_plan[:, None, None].to(x.dtype)
+        x = x + self.half_embed(torch.arange(u, device=up.device) % 2)[None]
         x = x + self.level_embed(level)[:, None]
         ids = torch.where(coarse >= 0, coarse, c.acoustic_codebook_size)  # [B, Q, U]
         x = x + self.code_embed(ids + self.level_offsets[None, :, None]).sum(dim=1)  # [B, U, D]
@@ -225,7 +241,10 @@ class RendererModel(nn.Module):
         self._check(plan, coarse, unknown=True)
         known, level, scored = self.training_mask(coarse)
         masked_in = torch.where(known, coarse, -1)
-        logits = self.logits(plan, masked_in, level)  # [B, U, V]
+        keep = None
+        if self.training and self.config.plan_dropout > 0:
+            keep = torch.rand(plan.shape[0], device=plan.device) >= self.config.plan_dropout
+        logits = self.logits(plan, masked_in, level, keep_plan=keep)  # [B, U, V]
         target = coarse.gather(1, level[:, None, None].expand(-1, 1, coarse.shape[2]))[:, 0]
         target = torch.where(scored, target, -1)  # [B, U]
         ce = F.cross_entropy(logits.float().transpose(1, 2), target, ignore_index=-1)
@@ -354,7 +373,7 @@ class RendererModel(nn.Module):
             todo = coarse[:, q] < 0  # [R, U]
             if not todo.any():
                 return
-            logits = self.logits(plan, coarse, level).float()  # [R, U, V]
+            logits = self._guided_logits(plan, coarse, level)  # [R, U, V]
             flat = logits.flatten(0, 1)
             if params.temperature == 0:
                 codes = flat.argmax(-1)
@@ -376,6 +395,19 @@ class RendererModel(nn.Module):
             rank = logp.argsort(dim=1, descending=True).argsort(dim=1)  # [R, U]
             fill = todo & (rank < n_fill[:, None])
             coarse[:, q] = torch.where(fill, codes, coarse[:, q])
+
+    def _guided_logits(self, plan: Tensor, coarse: Tensor, level: Tensor) -> Tensor:
+        """Generation's logits [R, U, V]: with ``plan_guidance`` != 1, pushed away from the
+        no-plan logits (one batch of 2R rows)."""
+        g = self.config.plan_guidance
+        if g == 1.0:
+            return self.logits(plan, coarse, level).float()
+        rows = plan.shape[0]
+        keep = torch.arange(2 * rows, device=plan.device) < rows  # first half: with the plan
+        both = self.logits(plan.repeat(2, 1), coarse.repeat(2, 1, 1), level.repeat(2),
+                           keep_plan=keep).float()  # fmt: skip
+        with_plan, none = both[:rows], both[rows:]
+        return none + g * (with_plan - none)
 
     # --- release artifacts -----------------------------------------------------------------------
 
