@@ -344,8 +344,16 @@ def test_a_renderer_trains_from_the_cli(tmp_path: Path, tokens: Path) -> None:
              "checkpoint_every": 40, "warmup_steps": 3, "lr": 3e-3}  # fmt: skip
     spec.write_text(json.dumps({"model": {"preset": "debug"}, "train": train}))
     args = ["renderer", "--config", str(spec), "--tokens", str(tokens), "--no-progress"]
-    assert train_main([*args, "--out", str(tmp_path / "run")]) == 0
+    args += ["--out", str(tmp_path / "run")]
+    # stopped halfway on request: released as it is, and resumable
+    assert train_main([*args, "--stop-at", "20"]) == 0
+    half = RendererModel.from_pretrained(tmp_path / "run" / "release").state_dict()
+    assert torch.load(tmp_path / "run" / CHECKPOINT_FILE, weights_only=True)["step"] == 20
+    assert train_main([*args, "--resume"]) == 0
     rows = list(csv.DictReader((tmp_path / "run" / "log.csv").open()))
+    assert [float(r["step"]) for r in rows][-1] == 40
+    done = RendererModel.from_pretrained(tmp_path / "run" / "release").state_dict()
+    assert not torch.equal(half["out"], done["out"])
     curve = [float(r["train_loss"]) for r in rows if r["train_loss"]]
     assert curve[-1] < 0.9 * curve[0]
     last = rows[-1]

@@ -53,6 +53,13 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: CUDA if any)")
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR/checkpoint.pt")
     p.add_argument(
+        "--stop-at",
+        type=positive_int,
+        metavar="STEP",
+        help="stop after STEP steps of the config's schedule (checkpointed: --resume continues "
+        "it) and release the model as it is then",
+    )
+    p.add_argument(
         "--init",
         type=Path,
         metavar="RELEASE",
@@ -83,7 +90,7 @@ def run_train(args: argparse.Namespace) -> int:
         release = train_stage(
             run, tokens=args.tokens, out=args.out, valid_tokens=args.valid, resume=args.resume,
             init=args.init, semantic=args.semantic, device=args.device,
-            progress=not args.no_progress,
+            progress=not args.no_progress, stop_at=args.stop_at,
         )  # fmt: skip
         if dist.is_initialized():
             dist.barrier()  # rank 0 writes the release: nobody leaves before it is done

@@ -224,6 +224,7 @@ def train_stage(
     semantic: str | os.PathLike[str] | None = None,
     device: str | None = None,
     progress: bool = True,
+    stop_at: int | None = None,
 ) -> Path:
     """Train ``run.stage`` on token folders (see ``singsong train``); -> the release folder.
 
@@ -234,6 +235,8 @@ def train_stage(
     same tokenizers. A resumed run's checkpoint takes precedence.
     ``semantic``: the semantic tokenizer release of the token folders, for a stage-1 config
     with ``semantic_features`` (its centroids become the model's feature table).
+    ``stop_at``: stop after that step of the schedule (checkpointed, so ``resume`` continues
+    the same run) and release the model as it is then.
 
     The model's codebook sizes are taken from the folder's tokenizers. Without
     ``valid_tokens`` the training folder is also validated on (the same windows each time), which
@@ -308,8 +311,10 @@ def train_stage(
         device=device,
         progress=progress,
     )
-    trainer.fit(resume=resume)
+    trainer.fit(resume=resume, stop_at=stop_at)
     release = Path(out) / RELEASE_DIR
+    if rank == 0 and trainer.step < cfg.steps:  # stopped early on request: release it as is
+        model.save_pretrained(release)
     if rank == 0 and (release / "model.safetensors").is_file():
         # which tokenizers' codes the model speaks: `singsong bundle` checks it
         with atomic_write(release / STAGE_TOKENIZERS_FILE) as f:

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# A planner + renderer bundle: the planner (a semantic-only stage 1) writes the instrumental's
+# semantic codes from the vocals, the renderer writes the coarse codes for them by parallel
+# unmasking (docs/model.md, "A renderer"), stage 2 the fine codes. Needs the default recipe's
+# tokenizers, token folders and stage 2 (recipes/default/run.sh). Each step is skipped when its
+# release exists; an interrupted run resumes from its checkpoint when the recipe is run again.
+# Wall times: $RUNS/renderer_times.tsv.
+#
+#   recipes/renderer/run.sh          (DATA=data RUNS=runs OUT=models/renderer)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DATA="${DATA:-data}"
+RUNS="${RUNS:-runs}"
+OUT="${OUT:-models/renderer}"
+SS=.venv/bin/singsong
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+TIMES="$RUNS/renderer_times.tsv"
+SEM="$RUNS/semantic/default"
+TRAIN=("$DATA/tok_songbook_train" "$DATA/tok_mir1k_train")
+VALID=("$DATA/tok_songbook_valid" "$DATA/tok_mir1k_valid")
+for need in "$SEM" "$RUNS/codec/release" "$RUNS/stage2/release" "${TRAIN[@]}" "${VALID[@]}"; do
+  [ -e "$need" ] || { echo "recipe: $need missing: run recipes/default/run.sh first" >&2; exit 2; }
+done
+
+train() {  # train STAGE NAME CONFIG [ARGS]: one run, skipped when released
+  local stage=$1 name=$2 config=$3; shift 3
+  local out="$RUNS/renderer/$name" resume=()
+  if [ -e "$out/release/model.safetensors" ]; then echo "recipe: $name: done"; return; fi
+  [ -f "$out/checkpoint.pt" ] && resume=(--resume)
+  echo "recipe: $name"
+  local start; start=$(date +%s)
+  $SS train "$stage" --config "$config" --semantic "$SEM" --tokens "${TRAIN[@]}" \
+    --valid "${VALID[@]}" --out "$out" --no-progress "$@" "${resume[@]}"
+  printf '%s\t%s\n' "$name" "$(( $(date +%s) - start ))" >> "$TIMES"
+}
+
+mkdir -p "$RUNS/renderer"
+# one core each: the planner and the renderer do not depend on each other
+train stage1 planner recipes/planner/planner.json > "$RUNS/renderer/planner.log" 2>&1 & p1=$!
+# the renderer: 1100 steps of a 3000-step schedule, then 1900 more with plan dropout (what the
+# released one went through: plan guidance was added after its first 1100 steps)
+(
+  train renderer renderer recipes/renderer/renderer.json --stop-at 1100
+  train renderer renderer-guided recipes/renderer/renderer-guided.json \
+    --init "$RUNS/renderer/renderer/release"
+) > "$RUNS/renderer/renderer.log" 2>&1 & p2=$!
+r1=0 r2=0
+wait "$p1" || r1=$?
+wait "$p2" || r2=$?
+[ "$r1$r2" = 00 ] || { echo "recipe: a run failed: see $RUNS/renderer/*.log" >&2; exit 1; }
+$SS bundle --semantic "$SEM" --codec "$RUNS/codec/release" --planner "$RUNS/renderer/planner/release" \
+  --stage1 "$RUNS/renderer/renderer-guided/release" --stage2 "$RUNS/stage2/release" --out "$OUT" \
+  --fp16 --guidance "${GUIDANCE:-1}" --release "${RELEASE:-singsong renderer (recipe run)}"
+echo "recipe: model bundle in $OUT; wall times in $TIMES"
