@@ -20,11 +20,16 @@ So a stage whose row falls below the one above it loses the key; if "true semant
 "model" does not, the whole gap is stage 1's semantic codes. The semantic codes themselves are
 also scored in token space (``token_harmony.py``'s fit: each code read as its centroid's chroma):
 the true instrumental's, the model's, and another song's.
+
+Last, an interval profile: the same share of chroma taken at the sung pitch class + k semitones
+(k = 0 is the harmonic fit): a consonant accompaniment peaks at 0, 5 and 7 (the fourth and
+fifth), an echo of the melody that comes late spreads to the steps next to 0 (1, 2, 10, 11).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import platform
 import sys
 import time
@@ -104,6 +109,7 @@ def main() -> None:
     q = parts.stage1.config.coarse_levels
     tables = code_tables(args.bundle / "semantic")
     fits: dict[str, list[float]] = {s: [] for s in SYSTEMS}
+    profiles: dict[str, list[list[float]]] = {s: [] for s in SYSTEMS}  # [clips][12]
     token_fits: list[tuple[float, float, float]] = []  # true, model, another song's
     started = time.perf_counter()
     for k, (vocals, ref, codes, silence, truth_sem, truth_ac) in enumerate(windows):
@@ -135,8 +141,13 @@ def main() -> None:
                 for x in (truth_sem, out.semantic, other)
             ))  # fmt: skip
         vf = analyze(vocals, voice=True)
+        assert vf.f0 is not None
+        # the sung pitch moved up k semitones: harmonic_fit then reads the share at +k
+        moved = [dataclasses.replace(vf, f0=vf.f0 * 2 ** (k / 12)) for k in range(12)]
         for name, wav in gen.items():
-            fits[name].append(harmonic_fit(vf, analyze(wav.astype(np.float32))))
+            feats = analyze(wav.astype(np.float32))
+            fits[name].append(harmonic_fit(vf, feats))
+            profiles[name].append([harmonic_fit(m, feats) for m in moved])
         print(f"clip {k + 1}/{len(windows)}: {time.perf_counter() - started:.0f} s", flush=True)
 
     rng = np.random.default_rng(0)
@@ -153,6 +164,12 @@ def main() -> None:
         print(f"| {name} | {interval(table[i], rng)} | {diff} |")
     gap = interval(table[3] - table[5], rng)
     print(f"\ntrue semantic minus model: {gap}")
+    print("\ninterval profile: share at the sung pitch class + k semitones x 12 (mean of clips)\n")
+    print("| instrumental | " + " | ".join(f"+{k}" for k in range(12)) + " |")
+    print("|---|" + "---:|" * 12)
+    for name in SYSTEMS:
+        prof = np.nanmean(np.array(profiles[name]), axis=0)
+        print(f"| {name} | " + " | ".join(f"{x:.2f}" for x in prof) + " |")
     tok = np.array(token_fits)
     tok = tok[np.isfinite(tok).all(1)]
     print(
