@@ -48,7 +48,7 @@ from singsong.pipeline import Accompanist
 from singsong.pipeline.bundle import SEMANTIC_HOP
 
 sys.path.insert(0, str(Path(__file__).parent))  # a sibling script's token-space fit
-from token_harmony import code_tables, fit
+from token_harmony import code_tables, fit, fit_profile
 
 SYSTEMS = (
     "truth",
@@ -111,6 +111,7 @@ def main() -> None:
     fits: dict[str, list[float]] = {s: [] for s in SYSTEMS}
     profiles: dict[str, list[list[float]]] = {s: [] for s in SYSTEMS}  # [clips][12]
     token_fits: list[tuple[float, float, float]] = []  # true, model, another song's
+    token_profiles: list[np.ndarray] = []  # [3, 12] per clip: true, model, another song's
     started = time.perf_counter()
     for k, (vocals, ref, codes, silence, truth_sem, truth_ac) in enumerate(windows):
         n = vocals.size
@@ -140,6 +141,10 @@ def main() -> None:
                 fit(codes.semantic[0].numpy(), x[0].numpy(), tables)
                 for x in (truth_sem, out.semantic, other)
             ))  # fmt: skip
+            token_profiles.append(np.array([
+                fit_profile(codes.semantic[0].numpy(), x[0].numpy(), tables)
+                for x in (truth_sem, out.semantic, other)
+            ]))  # fmt: skip
         vf = analyze(vocals, voice=True)
         assert vf.f0 is not None
         # the sung pitch moved up k semitones: harmonic_fit then reads the share at +k
@@ -170,6 +175,10 @@ def main() -> None:
     for name in SYSTEMS:
         prof = np.nanmean(np.array(profiles[name]), axis=0)
         print(f"| {name} | " + " | ".join(f"{x:.2f}" for x in prof) + " |")
+    tok_prof = np.nanmean(np.array(token_profiles), axis=0)  # [3, 12]
+    for name, prof in zip(("true", "model", "another song's"), tok_prof, strict=True):
+        print(f"| {name} semantic codes, token space | " + " | ".join(f"{x:.2f}" for x in prof)
+              + " |")  # fmt: skip
     tok = np.array(token_fits)
     tok = tok[np.isfinite(tok).all(1)]
     print(

@@ -66,6 +66,18 @@ def fit(vocal: np.ndarray, inst: np.ndarray, tables: tuple[np.ndarray, ...]) -> 
     return float(12 * chroma[i[ok], pitch_class[v[ok]]].mean())
 
 
+def fit_profile(vocal: np.ndarray, inst: np.ndarray, tables: tuple[np.ndarray, ...]) -> np.ndarray:
+    """:func:`fit` at the vocal's pitch class + k semitones, k = 0..11 -> [12] (NaN if unvoiced)."""
+    pitch_class, voiced, chroma = tables
+    n = min(len(vocal), len(inst))
+    v, i = vocal[:n], inst[:n]
+    ok = voiced[v]
+    if ok.sum() < 5:
+        return np.full(12, np.nan)
+    k = np.arange(12)[:, None]  # [12, 1]
+    return 12 * chroma[i[ok][None], (pitch_class[v[ok]][None] + k) % 12].mean(1)
+
+
 def interval(x: np.ndarray, rng: np.random.Generator) -> str:
     means = [rng.choice(x, x.size).mean() for _ in range(1000)]
     return f"{x.mean():.3f} [{np.percentile(means, 2.5):.3f}, {np.percentile(means, 97.5):.3f}]"
