@@ -14,7 +14,9 @@ and scored with ``evaluation.agreement.harmonic_fit`` against the vocals (1 = ch
   codes (``Stage1Model.generate(semantic=)``), then stage 2;
 - ``stage1 on another song's semantic``: the same with the semantic codes of a clip of another
   song: if the coarse codes follow the semantic plan, this falls to chance;
-- ``model``: the whole cascade (what ``accompany`` does for one window).
+- ``model``: the whole cascade (what ``accompany`` does for one window);
+- ``stage1 on the separated instrumental's semantic``: fed the semantic codes of the
+  separator's instrumental (what the stages were trained on: with the voice's residue).
 
 So a stage whose row falls below the one above it loses the key; if "true semantic" keeps it and
 "model" does not, the whole gap is stage 1's semantic codes. The semantic codes themselves are
@@ -57,6 +59,7 @@ SYSTEMS = (
     "stage1 on true semantic",
     "stage1 on another song's semantic",
     "model",
+    "stage1 on the separated instrumental's semantic",
 )
 
 
@@ -102,9 +105,13 @@ def main() -> None:
         with torch.inference_mode():
             truth_sem = parts.semantic.encode(x)[:, 0]  # [1, T]
             truth_ac = parts.codec.encode(x)  # [1, 12, 2T]
+            sep = torch.from_numpy(clip.separated_inst[:n].astype(np.float32))[None]
+            sep_sem = parts.semantic.encode(torch.nn.functional.pad(sep, (0, x.shape[1] - n)))
         codes = acc._tokenize(vocals, t)  # noised like accompany's (private: a benchmark)
         silence = acc._tokenize(vocals, t, silent=True) if params.guidance != 1 else None
-        windows.append((vocals, clip.reference[:n], codes, silence, truth_sem, truth_ac))
+        windows.append(
+            (vocals, clip.reference[:n], codes, silence, truth_sem, truth_ac, sep_sem[:, 0])
+        )
 
     q = parts.stage1.config.coarse_levels
     tables = code_tables(args.bundle / "semantic")
@@ -113,7 +120,7 @@ def main() -> None:
     token_fits: list[tuple[float, float, float]] = []  # true, model, another song's
     token_profiles: list[np.ndarray] = []  # [3, 12] per clip: true, model, another song's
     started = time.perf_counter()
-    for k, (vocals, ref, codes, silence, truth_sem, truth_ac) in enumerate(windows):
+    for k, (vocals, ref, codes, silence, truth_sem, truth_ac, sep_sem) in enumerate(windows):
         n = vocals.size
 
         def fine(coarse: torch.Tensor, n: int = n) -> np.ndarray:  # stage 2, decoded [n]
@@ -130,12 +137,15 @@ def main() -> None:
                 ("stage1 on true semantic", truth_sem),
                 ("stage1 on another song's semantic", other),
                 ("model", None),
+                ("stage1 on the separated instrumental's semantic", sep_sem),
             ):
                 if name == "model" and parts.planner is not None:  # a bundle with a planner
                     plan = parts.planner.generate(codes, params=params, negative=silence).semantic
-                out = parts.stage1.generate(codes, params=params, negative=silence, semantic=plan)
-                assert out.acoustic is not None and out.semantic is not None
-                gen[name] = fine(out.acoustic)
+                got = parts.stage1.generate(codes, params=params, negative=silence, semantic=plan)
+                assert got.acoustic is not None and got.semantic is not None
+                gen[name] = fine(got.acoustic)
+                if name == "model":
+                    out = got
             assert codes.semantic is not None
             token_fits.append(tuple(
                 fit(codes.semantic[0].numpy(), x[0].numpy(), tables)
@@ -143,7 +153,7 @@ def main() -> None:
             ))  # fmt: skip
             token_profiles.append(np.array([
                 fit_profile(codes.semantic[0].numpy(), x[0].numpy(), tables)
-                for x in (truth_sem, out.semantic, other)
+                for x in (truth_sem, out.semantic, other, sep_sem)
             ]))  # fmt: skip
         vf = analyze(vocals, voice=True)
         assert vf.f0 is not None
@@ -176,7 +186,8 @@ def main() -> None:
         prof = np.nanmean(np.array(profiles[name]), axis=0)
         print(f"| {name} | " + " | ".join(f"{x:.2f}" for x in prof) + " |")
     tok_prof = np.nanmean(np.array(token_profiles), axis=0)  # [3, 12]
-    for name, prof in zip(("true", "model", "another song's"), tok_prof, strict=True):
+    names = ("true", "model", "another song's", "separated instrumental's")
+    for name, prof in zip(names, tok_prof, strict=True):
         print(f"| {name} semantic codes, token space | " + " | ".join(f"{x:.2f}" for x in prof)
               + " |")  # fmt: skip
     tok = np.array(token_fits)
