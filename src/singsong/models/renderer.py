@@ -98,7 +98,7 @@ class RendererConfig:
 
 RENDERER_PRESETS = {
     "debug": RendererConfig(dim=32, heads=2, layers=2, mlp_ratio=2.0, decode_steps=(3, 1, 1, 1)),
-    # ~3.5M parameters: 4 s windows train at a few windows per second on one CPU core
+    # 4.4M parameters (with 84 semantic features): 24 x 6 s windows per 1.4 s step on 2 CPU threads
     "tiny": RendererConfig(dim=192, heads=4, layers=6),
     "small": RendererConfig(),
 }
