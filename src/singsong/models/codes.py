@@ -126,6 +126,14 @@ class Codes:
         return cls(semantic=sem, acoustic=ac)
 
     @property
+    def rows(self) -> int:
+        """Batch size ``B``."""
+        grid = self.semantic if self.semantic is not None else self.acoustic
+        if grid is None:
+            raise SingsongError("no codes given (neither semantic nor acoustic)")
+        return int(grid.shape[0])
+
+    @property
     def frames(self) -> int:
         """Semantic frames ``T`` (``U / 2`` when only acoustic codes are given)."""
         if self.semantic is not None:

@@ -34,7 +34,7 @@ from singsong.errors import SingsongError
 from singsong.models.codes import Codes, check_grid
 from singsong.models.release import config_from_preset, load_model, save_model
 from singsong.models.sampling import SamplingParams, filter_logits
-from singsong.models.seq2seq import LossOutput
+from singsong.models.seq2seq import LossOutput, fill_feature_table, init_weights
 from singsong.modules.transformer import Encoder, MLPKind
 
 __all__ = ["RENDERER_PRESETS", "RendererConfig", "RendererModel"]
@@ -130,28 +130,12 @@ class RendererModel(nn.Module):
             self.semantic_table = None
         self.level_offsets: Tensor
         self.register_buffer("level_offsets", torch.arange(q) * (v + 1), persistent=False)
-        self.apply(self._init)
+        init_weights(self, layers=c.layers)
         nn.init.normal_(self.out, std=0.02)
-        for name, p in self.named_parameters():  # GPT-2: residual writers scaled by depth
-            if name.endswith(("proj.weight", "w_out.weight")):
-                nn.init.normal_(p, std=0.02 / (2 * c.layers) ** 0.5)
-
-    @staticmethod
-    def _init(m: nn.Module) -> None:
-        if isinstance(m, nn.Linear | nn.Embedding):
-            nn.init.normal_(m.weight, std=0.02)
 
     def set_semantic_features(self, table: Tensor) -> None:
         """Fill the semantic feature table [semantic codebook size, semantic_features]."""
-        if self.semantic_table is None:
-            raise SingsongError("this renderer config has no semantic features")
-        if tuple(table.shape) != tuple(self.semantic_table.shape):
-            raise SingsongError(
-                f"semantic feature table {tuple(table.shape)} does not fit the renderer's "
-                f"{tuple(self.semantic_table.shape)}"
-            )
-        with torch.no_grad():
-            self.semantic_table.copy_(table.to(self.semantic_table))
+        fill_feature_table(self.semantic_table, table, what="renderer")
 
     # --- the network -----------------------------------------------------------------------------
 
@@ -225,15 +209,14 @@ class RendererModel(nn.Module):
         lv = torch.arange(q, device=dev)[None, :, None]  # [1, Q, 1]
         row_level = level[:, None, None]
         known = (lv < row_level) | ((lv == row_level) & ~masked[:, None]) | prefix[:, None]
-        target = coarse.gather(1, level[:, None, None].expand(b, 1, u))[:, 0]  # [B, U]
-        scored = masked & ~prefix & (target >= 0)
+        scored = masked & ~prefix & (_level_codes(coarse, level) >= 0)
         return known & (coarse >= 0), level, scored
 
     def _ce(self, plan: Tensor, coarse: Tensor, known: Tensor, level: Tensor) -> Tensor:
         """Per-frame cross-entropy [B, U] of each row's level, given the ``known`` codes."""
         logits = self.logits(plan, torch.where(known, coarse, -1), level).float()
-        target = coarse.gather(1, level[:, None, None].expand(-1, 1, coarse.shape[2]))[:, 0]
-        return F.cross_entropy(logits.transpose(1, 2), target.clamp(min=0), reduction="none")
+        target = _level_codes(coarse, level).clamp(min=0)
+        return F.cross_entropy(logits.transpose(1, 2), target, reduction="none")
 
     def loss(self, plan: Tensor, coarse: Tensor) -> LossOutput:
         """Masked-code cross-entropy and accuracy per level (``acoustic1`` ...) for true
@@ -245,8 +228,7 @@ class RendererModel(nn.Module):
         if self.training and self.config.plan_dropout > 0:
             keep = torch.rand(plan.shape[0], device=plan.device) >= self.config.plan_dropout
         logits = self.logits(plan, masked_in, level, keep_plan=keep)  # [B, U, V]
-        target = coarse.gather(1, level[:, None, None].expand(-1, 1, coarse.shape[2]))[:, 0]
-        target = torch.where(scored, target, -1)  # [B, U]
+        target = torch.where(scored, _level_codes(coarse, level), -1)  # [B, U]
         ce = F.cross_entropy(logits.float().transpose(1, 2), target, ignore_index=-1)
         if not scored.any():  # nothing to score (all padding): a zero that keeps the graph
             ce = logits.sum() * 0.0
@@ -325,7 +307,7 @@ class RendererModel(nn.Module):
             )
         self._check(semantic, None)
         n = params.takes
-        b = semantic.shape[0] if vocals is None else _rows(vocals)
+        b = semantic.shape[0] if vocals is None else vocals.rows
         if semantic.shape[0] not in (b, b * n):
             raise SingsongError(
                 f"plan of {semantic.shape[0]} rows does not fit {b} windows x {n} takes"
@@ -421,9 +403,6 @@ class RendererModel(nn.Module):
         return load_model(directory, kind=cls.kind, config_cls=RendererConfig, build=cls)
 
 
-def _rows(codes: Codes) -> int:
-    """The batch size of a Codes (its semantic or acoustic grid)."""
-    grid = codes.semantic if codes.semantic is not None else codes.acoustic
-    if grid is None:
-        raise SingsongError("empty vocal codes")
-    return int(grid.shape[0])
+def _level_codes(coarse: Tensor, level: Tensor) -> Tensor:
+    """Each row's codes of its own level: coarse [B, Q, U], level [B] -> [B, U]."""
+    return coarse.gather(1, level[:, None, None].expand(-1, 1, coarse.shape[2]))[:, 0]

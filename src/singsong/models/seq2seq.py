@@ -21,7 +21,7 @@ from singsong.models.codes import LevelVocab
 from singsong.models.sampling import SamplingParams, sample
 from singsong.modules.transformer import Decoder, Encoder, MLPKind
 
-__all__ = ["CodeLM", "LossOutput", "time_features"]
+__all__ = ["CodeLM", "LossOutput", "fill_feature_table", "init_weights", "time_features"]
 
 
 @dataclass
@@ -41,6 +41,35 @@ class LossOutput:
         }
         out["all"] = float(self.correct.sum()) / max(int(self.count.sum()), 1)
         return out
+
+
+def init_weights(model: nn.Module, *, layers: int) -> None:
+    """nanoGPT's init: linear and embedding weights ~ N(0, 0.02), and (GPT-2) the projections
+    that write into the residual stream scaled down by the depth, ``layers`` blocks in all."""
+
+    def normal(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear | nn.Embedding):
+            nn.init.normal_(m.weight, std=0.02)
+
+    model.apply(normal)  # children first, as nn.Module.apply always went: the same draws
+    for name, p in model.named_parameters():
+        if name.endswith(("proj.weight", "w_out.weight")):
+            nn.init.normal_(p, std=0.02 / (2 * layers) ** 0.5)
+
+
+def fill_feature_table(buffer: Tensor | None, table: Tensor, *, what: str) -> None:
+    """Copy a semantic feature table [codebook size, features] (a semantic tokenizer's
+    centroids) into a model's ``semantic_table`` buffer; models without one, or of another
+    shape, refuse."""
+    if buffer is None:
+        raise SingsongError(f"this {what} config has no semantic features (semantic_features 0)")
+    if tuple(table.shape) != tuple(buffer.shape):
+        raise SingsongError(
+            f"semantic feature table {tuple(table.shape)} does not fit the {what}'s "
+            f"{tuple(buffer.shape)} (codebook size x semantic_features)"
+        )
+    with torch.no_grad():
+        buffer.copy_(table.to(buffer))
 
 
 class CodeLM(nn.Module):
@@ -137,20 +166,11 @@ class CodeLM(nn.Module):
         self.target_offsets: Tensor
         self.register_buffer("source_offsets", torch.tensor(source_vocab.offsets), persistent=False)
         self.register_buffer("target_offsets", torch.tensor(target_vocab.offsets), persistent=False)
-        self.apply(self._init)
+        init_weights(self, layers=encoder_layers + decoder_layers)
         if self.time_embed is not None:
             # starts silent: the sinusoids (norm ~5.7) would otherwise swamp the 0.02-std token
             # embeddings and slow early learning; the model turns the time signal up as it helps
             nn.init.zeros_(self.time_embed.weight)
-        # GPT-2: scale the projections that write into the residual stream by depth
-        for name, p in self.named_parameters():
-            if name.endswith(("proj.weight", "w_out.weight")):
-                nn.init.normal_(p, std=0.02 / (2 * (encoder_layers + decoder_layers)) ** 0.5)
-
-    @staticmethod
-    def _init(m: nn.Module) -> None:
-        if isinstance(m, nn.Linear | nn.Embedding):
-            nn.init.normal_(m.weight, std=0.02)
 
     # --- pieces ----------------------------------------------------------------------------------
 

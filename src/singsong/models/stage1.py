@@ -39,7 +39,7 @@ from singsong.models.codes import (
 from singsong.models.noise import INFERENCE_SNR_DB, TRAIN_SNR_DB
 from singsong.models.release import config_from_preset, load_model, save_model
 from singsong.models.sampling import SamplingParams
-from singsong.models.seq2seq import CodeLM, LossOutput
+from singsong.models.seq2seq import CodeLM, LossOutput, fill_feature_table
 from singsong.modules.transformer import MLPKind
 
 __all__ = ["STAGE1_PRESETS", "Stage1Config", "Stage1Model"]
@@ -168,18 +168,7 @@ class Stage1Model(nn.Module):
     def set_semantic_features(self, table: Tensor) -> None:
         """Fill the semantic feature table [semantic codebook size, semantic_features] (e.g. a
         semantic tokenizer's centroids); models without one refuse."""
-        buf = self.lm.semantic_table
-        if buf is None:
-            raise SingsongError(
-                "this stage-1 config has no semantic features (semantic_features 0)"
-            )
-        if tuple(table.shape) != tuple(buf.shape):
-            raise SingsongError(
-                f"semantic feature table {tuple(table.shape)} does not fit the model's "
-                f"{tuple(buf.shape)} (codebook size x semantic_features)"
-            )
-        with torch.no_grad():
-            buf.copy_(table.to(buf))
+        fill_feature_table(self.lm.semantic_table, table, what="stage-1")
 
     # --- layouts ---------------------------------------------------------------------------------
 
