@@ -9,29 +9,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 HERE=recipes/planner
-DATA="${DATA:-data}"
-RUNS="${RUNS:-runs}"
 OUT="${OUT:-models/planner}"
-SS=.venv/bin/singsong
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+RUNS="${RUNS:-runs}"
 TIMES="$RUNS/planner_times.tsv"
-SEM="$RUNS/semantic/default"
-TRAIN=("$DATA/tok_songbook_train" "$DATA/tok_mir1k_train")
-VALID=("$DATA/tok_songbook_valid" "$DATA/tok_mir1k_valid")
-for need in "$SEM" "$RUNS/codec/release" "$RUNS/stage2/release" "${TRAIN[@]}" "${VALID[@]}"; do
-  [ -e "$need" ] || { echo "recipe: $need missing: run recipes/default/run.sh first" >&2; exit 2; }
-done
+source recipes/lib.sh
 
-train() {  # train NAME CONFIG [--init RELEASE]: one stage-1 run, skipped when released
-  local name=$1 config=$2; shift 2
-  local out="$RUNS/planner/$name" resume=()
-  if [ -e "$out/release/model.safetensors" ]; then echo "recipe: $name: done"; return; fi
-  [ -f "$out/checkpoint.pt" ] && resume=(--resume)
-  echo "recipe: $name"
-  local start; start=$(date +%s)
-  $SS train stage1 --config "$config" --semantic "$SEM" --tokens "${TRAIN[@]}" \
-    --valid "${VALID[@]}" --out "$out" --no-progress "$@" "${resume[@]}"
-  printf '%s\t%s\n' "$name" "$(( $(date +%s) - start ))" >> "$TIMES"
+train() {  # train NAME CONFIG [--init RELEASE]: one stage-1 run
+  local name=$1; shift
+  train_run stage1 "$RUNS/planner/$name" "$@"
 }
 
 mkdir -p "$RUNS/planner"

@@ -9,29 +9,14 @@
 #   recipes/renderer/run.sh          (DATA=data RUNS=runs OUT=models/renderer)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-DATA="${DATA:-data}"
-RUNS="${RUNS:-runs}"
 OUT="${OUT:-models/renderer}"
-SS=.venv/bin/singsong
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+RUNS="${RUNS:-runs}"
 TIMES="$RUNS/renderer_times.tsv"
-SEM="$RUNS/semantic/default"
-TRAIN=("$DATA/tok_songbook_train" "$DATA/tok_mir1k_train")
-VALID=("$DATA/tok_songbook_valid" "$DATA/tok_mir1k_valid")
-for need in "$SEM" "$RUNS/codec/release" "$RUNS/stage2/release" "${TRAIN[@]}" "${VALID[@]}"; do
-  [ -e "$need" ] || { echo "recipe: $need missing: run recipes/default/run.sh first" >&2; exit 2; }
-done
+source recipes/lib.sh
 
-train() {  # train STAGE NAME CONFIG [ARGS]: one run, skipped when released
-  local stage=$1 name=$2 config=$3; shift 3
-  local out="$RUNS/renderer/$name" resume=()
-  if [ -e "$out/release/model.safetensors" ]; then echo "recipe: $name: done"; return; fi
-  [ -f "$out/checkpoint.pt" ] && resume=(--resume)
-  echo "recipe: $name"
-  local start; start=$(date +%s)
-  $SS train "$stage" --config "$config" --semantic "$SEM" --tokens "${TRAIN[@]}" \
-    --valid "${VALID[@]}" --out "$out" --no-progress "$@" "${resume[@]}"
-  printf '%s\t%s\n' "$name" "$(( $(date +%s) - start ))" >> "$TIMES"
+train() {  # train STAGE NAME CONFIG [ARGS]
+  local stage=$1 name=$2; shift 2
+  train_run "$stage" "$RUNS/renderer/$name" "$@"
 }
 
 mkdir -p "$RUNS/renderer"
