@@ -264,24 +264,19 @@ def train_stage(
     acoustic = infos["acoustic"]
     torch.manual_seed(run.train.seed)  # reproducible initial weights
     model: Stage1Model | Stage2Model | RendererModel
-    if isinstance(run.model, Stage1Config | RendererConfig) and "semantic" not in infos:
-        raise SingsongError(f"{tokens} has no semantic tokens ({run.stage} needs them)")
-    if isinstance(run.model, RendererConfig):
+    if isinstance(run.model, Stage1Config | RendererConfig):  # both write coarse codes of a plan
+        if "semantic" not in infos:
+            raise SingsongError(f"{tokens} has no semantic tokens ({run.stage} needs them)")
         expect = {"semantic": infos["semantic"], "acoustic": acoustic}
-        config_r = replace(run.model, semantic_codebook_size=infos["semantic"].codebook_size,
-                           acoustic_codebook_size=acoustic.codebook_size)  # fmt: skip
-        needed = config_r.coarse_levels
-        model = RendererModel(config_r)
-        if config_r.semantic_features and init is None:
-            _semantic_table(model, semantic, infos["semantic"])
-    elif isinstance(run.model, Stage1Config):
-        expect = {"semantic": infos["semantic"], "acoustic": acoustic}
-        config1 = replace(run.model, semantic_codebook_size=infos["semantic"].codebook_size,
-                          acoustic_codebook_size=acoustic.codebook_size)  # fmt: skip
-        needed = config1.coarse_levels
-        _check_vocal_noise(config1, train_folders + valid_folders)
-        model = Stage1Model(config1)
-        if config1.semantic_features and init is None:
+        config = replace(run.model, semantic_codebook_size=infos["semantic"].codebook_size,
+                         acoustic_codebook_size=acoustic.codebook_size)  # fmt: skip
+        needed = config.coarse_levels
+        if isinstance(config, Stage1Config):
+            _check_vocal_noise(config, train_folders + valid_folders)
+            model = Stage1Model(config)
+        else:
+            model = RendererModel(config)
+        if config.semantic_features and init is None:
             _semantic_table(model, semantic, infos["semantic"])
     else:
         assert isinstance(run.model, Stage2Config)
