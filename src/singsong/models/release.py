@@ -17,6 +17,7 @@ from singsong.errors import SingsongError
 
 __all__ = [
     "STAGE_TOKENIZERS_FILE",
+    "check_transformer",
     "config_from_preset",
     "load_model",
     "read_stage_tokenizers",
@@ -42,6 +43,15 @@ def read_stage_tokenizers(folder: str | os.PathLike[str]) -> dict[str, Any]:
             "training release: `singsong train` writes it into the release folder)"
         )
     return read_json_object(path)
+
+
+def check_transformer(*, dim: int, heads: int, mlp: str) -> None:
+    """A model config's transformer shape: ``dim`` splits into ``heads`` even-sized heads (rotary
+    positions rotate channel pairs) and ``mlp`` is a known kind."""
+    if dim % heads or (dim // heads) % 2:
+        raise SingsongError(f"dim {dim} must split into {heads} even-sized heads")
+    if mlp not in ("swiglu", "gelu"):
+        raise SingsongError(f"mlp must be 'swiglu' or 'gelu', got {mlp!r}")
 
 
 def config_from_preset(

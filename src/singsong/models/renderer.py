@@ -32,7 +32,12 @@ from torch import Tensor, nn
 
 from singsong.errors import SingsongError
 from singsong.models.codes import Codes, check_grid
-from singsong.models.release import config_from_preset, load_model, save_model
+from singsong.models.release import (
+    check_transformer,
+    config_from_preset,
+    load_model,
+    save_model,
+)
 from singsong.models.sampling import SamplingParams, filter_logits
 from singsong.models.seq2seq import LossOutput, fill_feature_table, init_weights
 from singsong.modules.transformer import Encoder, MLPKind
@@ -77,10 +82,7 @@ class RendererConfig:
                 f"decode_steps needs one count >= 1 per coarse level ({self.coarse_levels}), "
                 f"got {list(self.decode_steps)}"
             )
-        if self.dim % self.heads or (self.dim // self.heads) % 2:
-            raise SingsongError(f"dim {self.dim} must split into {self.heads} even-sized heads")
-        if self.mlp not in ("swiglu", "gelu"):
-            raise SingsongError(f"mlp must be 'swiglu' or 'gelu', got {self.mlp!r}")
+        check_transformer(dim=self.dim, heads=self.heads, mlp=self.mlp)
         if self.semantic_features < 0:
             raise SingsongError("semantic_features must be >= 0")
         if not 0.0 <= self.prompt_rate <= 1.0:

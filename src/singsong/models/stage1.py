@@ -37,7 +37,12 @@ from singsong.models.codes import (
     stage1_vocab,
 )
 from singsong.models.noise import INFERENCE_SNR_DB, TRAIN_SNR_DB
-from singsong.models.release import config_from_preset, load_model, save_model
+from singsong.models.release import (
+    check_transformer,
+    config_from_preset,
+    load_model,
+    save_model,
+)
 from singsong.models.sampling import SamplingParams
 from singsong.models.seq2seq import CodeLM, LossOutput, fill_feature_table
 from singsong.modules.transformer import MLPKind
@@ -99,10 +104,7 @@ class Stage1Config:
                 f"unknown vocal featurization {self.featurization!r}; "
                 f"choose one of {list(FEATURIZATIONS)}"
             )
-        if self.dim % self.heads or (self.dim // self.heads) % 2:
-            raise SingsongError(f"dim {self.dim} must split into {self.heads} even-sized heads")
-        if self.mlp not in ("swiglu", "gelu"):
-            raise SingsongError(f"mlp must be 'swiglu' or 'gelu', got {self.mlp!r}")
+        check_transformer(dim=self.dim, heads=self.heads, mlp=self.mlp)
         if not 0.0 <= self.target_dropout < 1.0:
             raise SingsongError(f"target_dropout must be in [0, 1), got {self.target_dropout}")
         if self.timed_self_attention and not self.aligned_attention:

@@ -37,7 +37,12 @@ from singsong.models.codes import (
     frame_major,
     split_fine,
 )
-from singsong.models.release import config_from_preset, load_model, save_model
+from singsong.models.release import (
+    check_transformer,
+    config_from_preset,
+    load_model,
+    save_model,
+)
 from singsong.models.sampling import SamplingParams
 from singsong.models.seq2seq import CodeLM, LossOutput
 from singsong.modules.transformer import MLPKind
@@ -68,10 +73,7 @@ class Stage2Config:
     def __post_init__(self) -> None:
         if self.chunk_frames < 1:
             raise SingsongError(f"chunk_frames must be >= 1, got {self.chunk_frames}")
-        if self.dim % self.heads or (self.dim // self.heads) % 2:
-            raise SingsongError(f"dim {self.dim} must split into {self.heads} even-sized heads")
-        if self.mlp not in ("swiglu", "gelu"):
-            raise SingsongError(f"mlp must be 'swiglu' or 'gelu', got {self.mlp!r}")
+        check_transformer(dim=self.dim, heads=self.heads, mlp=self.mlp)
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> Stage2Config:
