@@ -123,13 +123,19 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--semantic", help="semantic tokenizer folder (default: the debug one)")
     p.add_argument("--codec", help="codec folder (default: the debug one)")
-    p.add_argument("--presets", nargs="+", default=["tiny", "small"])
+    p.add_argument("--presets", nargs="*", default=["tiny", "small"])
     p.add_argument("--featurization", default="S")
     p.add_argument("--window", type=float, default=6.0, help="pipeline window (s)")
     p.add_argument("--overlap", type=float, default=2.0, help="pipeline overlap (s)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--model", help="also time this bundle (e.g. 'default') on the example vocals")
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="also time this bundle (e.g. 'default') on the example vocals (repeatable: the "
+        "ratios to the first are printed)",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch thread(s), "
@@ -157,14 +163,21 @@ def main() -> None:
         from singsong.assets import example_vocals
         from singsong.audio import load_audio
 
-        accompanist = Accompanist.from_pretrained(args.model)
         sung = load_audio(example_vocals())[: int(SECONDS * 16000)]
-        best = min(
-            _timed(lambda: accompanist.accompany(sung, 16000, seed=0)) for _ in range(args.repeats)
-        )
-        print(f"model {args.model} ({accompanist.config.release or 'unnamed'}), the example "
-              f"vocals' first {SECONDS:g} s: accompany() end to end {best:.2f} s "
-              f"({SECONDS / best:.2f}x real time)")  # fmt: skip
+        bests = []
+        for model in args.model:
+            accompanist = Accompanist.from_pretrained(model)
+            best = min(
+                _timed(lambda a=accompanist: a.accompany(sung, 16000, seed=0))
+                for _ in range(args.repeats)
+            )
+            bests.append(best)
+            print(f"model {model} ({accompanist.config.release or 'unnamed'}), the example "
+                  f"vocals' first {SECONDS:g} s: accompany() end to end {best:.2f} s "
+                  f"({SECONDS / best:.2f}x real time)", flush=True)  # fmt: skip
+        for model, best in zip(args.model[1:], bests[1:], strict=True):
+            print(f"model {model} / {args.model[0]} accompany() time (same run): "
+                  f"{best / bests[0]:.2f}")  # fmt: skip
     if len(rows) > 1:
         base = rows[0]
         for row in rows[1:]:

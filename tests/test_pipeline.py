@@ -363,7 +363,9 @@ def test_planner_writes_the_semantic_codes(tmp_path: Path, monkeypatch: pytest.M
         replace(parts, stage1=planner).check()
 
 
-def test_a_renderer_writes_the_coarse_codes_of_the_plan(tmp_path: Path) -> None:
+def test_a_renderer_writes_the_coarse_codes_of_the_plan(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     parts = debug_components(renderer=True, **FAST)
     assert isinstance(parts.stage1, RendererModel) and parts.planner is not None
     acc = Accompanist(parts)
@@ -391,5 +393,17 @@ def test_a_renderer_writes_the_coarse_codes_of_the_plan(tmp_path: Path) -> None:
     bundle = load_bundle(tmp_path / "c")
     assert isinstance(bundle.stage1, RendererModel) and bundle.config.guidance == 2.0
     assert main([*args, "--out", str(tmp_path / "d")]) == 2
+    # plan guidance is stored in the renderer's config; it needs one trained with plan dropout
+    assert main([*args, *planner, "--plan-guidance", "2", "--out", str(tmp_path / "e")]) == 2
+    assert "plan_dropout" in capsys.readouterr().err
+    renderer = parts.stage1
+    renderer.config = replace(renderer.config, plan_dropout=0.1)
+    renderer.save_pretrained(saved / "stage1")
+    assert main([*args, *planner, "--plan-guidance", "2", "--out", str(tmp_path / "e")]) == 0
+    guided = load_bundle(tmp_path / "e").stage1
+    assert isinstance(guided, RendererModel) and guided.config.plan_guidance == 2.0
+    timed = [*args[:5], "--stage1", str(saved / "planner"), *args[7:]]
+    assert main([*timed, "--plan-guidance", "2", "--out", str(tmp_path / "f")]) == 2
+    assert "renderer's setting" in capsys.readouterr().err
     with pytest.raises(SingsongError, match="there is no planner"):
         replace(parts, planner=None).check()

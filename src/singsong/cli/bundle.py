@@ -48,6 +48,12 @@ def add_bundle(sub: argparse._SubParsersAction) -> None:
         default=1.0,
         help="default vocal guidance of the model that reads the vocals (1 = off, default)",
     )
+    p.add_argument(
+        "--plan-guidance",
+        type=non_negative_float,
+        default=None,
+        help="a renderer's guidance towards its plan (1 = off; default: the release's)",
+    )
     p.add_argument("--release", default="", help="name and version, e.g. 'singsong-default 0.1'")
     p.add_argument(
         "--fp16", action="store_true", help="store the stage weights in float16 (half the size)"
@@ -76,6 +82,7 @@ def run_bundle(args: argparse.Namespace) -> int:
         out=args.out,
         config=config,
         fp16=args.fp16,
+        plan_guidance=args.plan_guidance,
     )
     print(out)
     return 0

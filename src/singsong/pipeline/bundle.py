@@ -233,15 +233,28 @@ def assemble_bundle(
     config: BundleConfig | None = None,
     fp16: bool = False,
     planner: str | os.PathLike[str] | None = None,
+    plan_guidance: float | None = None,
 ) -> Path:
     """Trained parts -> a bundle folder (``singsong bundle``). Featurization and inference noise
     are taken from stage 1 (``config`` gives the rest); each stage's ``tokenizers.json`` (written
     by ``singsong train``) must name exactly these tokenizers, or the codes would mean nothing.
-    ``planner``: a semantic-only stage-1 release that writes the semantic codes."""
+    ``planner``: a semantic-only stage-1 release that writes the semantic codes.
+    ``plan_guidance``: a renderer's guidance towards its plan (stored in its config; ``None``
+    keeps the release's)."""
+    coarse = load_coarse_stage(stage1)
+    if plan_guidance is not None:
+        if not isinstance(coarse, RendererModel):
+            raise SingsongError("plan guidance is a renderer's setting; stage 1 is not one")
+        if plan_guidance != 1 and coarse.config.plan_dropout == 0:
+            raise SingsongError(
+                "plan guidance needs a renderer trained with plan_dropout > 0 (it knows no "
+                "'no plan' codes to guide away from)"
+            )
+        coarse.config = replace(coarse.config, plan_guidance=plan_guidance)
     parts = Components(
         semantic=SemanticTokenizer.from_pretrained(semantic),
         codec=CodecTokenizer.from_pretrained(codec),
-        stage1=load_coarse_stage(stage1),
+        stage1=coarse,
         stage2=Stage2Model.from_pretrained(stage2),
         config=config or BundleConfig(),
         planner=None if planner is None else Stage1Model.from_pretrained(planner),
