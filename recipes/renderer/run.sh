@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # A planner + renderer bundle: the planner (a semantic-only stage 1) writes the instrumental's
 # semantic codes from the vocals, the renderer writes the coarse codes for them by parallel
-# unmasking (docs/model.md, "A renderer"), stage 2 the fine codes. Needs the default recipe's
-# tokenizers, token folders and stage 2 (recipes/default/run.sh). Each step is skipped when its
+# unmasking (docs/model.md, "A renderer"), stage 2 the fine codes; sampled at temperature 0.7,
+# top-k 50, vocal guidance 3 (planner) and plan guidance 2 (renderer), as docs/model.md,
+# "Guidance", chose. This is the default model: recipes/default/run.sh ends by running it.
+# Needs the default recipe's tokenizers, token folders and stage 2. Each step is skipped when its
 # release exists; an interrupted run resumes from its checkpoint when the recipe is run again.
 # Wall times: $RUNS/renderer_times.tsv.
 #
@@ -35,5 +37,6 @@ wait "$p2" || r2=$?
 [ "$r1$r2" = 00 ] || { echo "recipe: a run failed: see $RUNS/renderer/*.log" >&2; exit 1; }
 $SS bundle --semantic "$SEM" --codec "$RUNS/codec/release" --planner "$RUNS/renderer/planner/release" \
   --stage1 "$RUNS/renderer/renderer-guided/release" --stage2 "$RUNS/stage2/release" --out "$OUT" \
-  --fp16 --guidance "${GUIDANCE:-1}" --release "${RELEASE:-singsong renderer (recipe run)}"
+  --fp16 --temperature 0.7 --top-k 50 --guidance "${GUIDANCE:-3}" \
+  --plan-guidance "${PLAN_GUIDANCE:-2}" --release "${RELEASE:-singsong renderer (recipe run)}"
 echo "recipe: model bundle in $OUT; wall times in $TIMES"
