@@ -120,6 +120,7 @@ def test_debug_model_round_trip(tmp_path: Path) -> None:
     app = create_app(settings(tmp_path))
     x = tone(1.5)
     with TestClient(app) as c:
+        assert c.get("/api/info").json()["temperature"] == 1.0  # the debug bundle's default
         r = submit(c, wav_bytes(tone(1.5, sr=44_100), 44_100), "?takes=2&temperature=0.8&seed=3")
         assert r.status_code == 202, r.text
         s = wait_state(c, r.json()["id"])
@@ -259,6 +260,7 @@ def test_page_and_static_files_use_nothing_from_the_network(tmp_path: Path) -> N
         assert c.get("/openapi.json").status_code == 200
         info = c.get("/api/info").json()
         assert info["debug_model"] is True and info["max_takes"] == 4
+        assert info["temperature"] is None  # a stand-in model: the page keeps its own
     for f in STATIC_DIR.rglob("*"):
         if f.is_file():
             text = f.read_text()

@@ -168,3 +168,15 @@ def test_record_with_the_microphone(server: str, tmp_path: Path) -> None:
         status = page.request.get(f"{server}/api/jobs/{job}").json()
         # the browser's WebM/Opus recording was decoded and was not silence (else 422)
         assert status["state"] == "done" and 1.5 < status["seconds"] < 4.0
+
+
+def test_the_temperature_slider_starts_at_the_models_default(tmp_path: Path) -> None:
+    from singsong.pipeline.bundle import debug_components, save_bundle
+
+    model = save_bundle(debug_components(temperature=0.7), tmp_path / "model")
+    app = create_app(AppSettings(model=str(model), data_dir=tmp_path / "jobs", workers=1))
+    with live_server(app) as url, chromium() as browser:
+        page = browser.new_page()  # type: ignore[attr-defined]
+        page.goto(url)
+        page.wait_for_function("document.querySelector('#temp-out').textContent === '0.7'")
+        assert page.input_value("#temperature") == "0.7"

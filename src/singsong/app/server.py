@@ -52,6 +52,7 @@ class Info(BaseModel):
     workers: int
     queue_size: int
     sample_rate: int
+    temperature: float | None  # the model's default (where the page's slider starts); None: unknown
 
 
 class JobCreated(BaseModel):
@@ -142,9 +143,10 @@ def create_app(settings: AppSettings, *, accompanist: AccompanistLike | None = N
 
         loaded = Accompanist.from_pretrained(settings.model)
         max_seconds = min(settings.max_seconds, loaded.config.max_seconds)
+        model_temperature: float | None = loaded.config.temperature
         accompanist = loaded
     else:
-        max_seconds = settings.max_seconds
+        max_seconds, model_temperature = settings.max_seconds, None
     jobs = JobManager(settings, accompanist)
     # decoding runs in threads; a few at a time keeps the memory of big uploads bounded
     decoders: list[anyio.CapacityLimiter] = []  # made in the lifespan: it needs the event loop
@@ -190,6 +192,7 @@ def create_app(settings: AppSettings, *, accompanist: AccompanistLike | None = N
             workers=settings.workers,
             queue_size=settings.queue_size,
             sample_rate=SAMPLE_RATE,
+            temperature=model_temperature,
         )
 
     @app.post(

@@ -34,6 +34,10 @@
     const info = await res.json();
     state.info = info;
     $("debug-banner").hidden = !info.debug_model;
+    if (info.temperature !== null) {  // start from the model's own sampling temperature
+      $("temperature").value = info.temperature;
+      $("temp-out").textContent = Number($("temperature").value).toFixed(1);
+    }
     const mb = (info.max_upload_bytes / 2 ** 20).toFixed(0);
     $("limits").textContent =
       `Up to ${info.max_seconds} s and ${mb} MB. Any common audio format.`;
