@@ -50,7 +50,7 @@ from singsong.pipeline import Accompanist
 from singsong.pipeline.bundle import SEMANTIC_HOP
 
 sys.path.insert(0, str(Path(__file__).parent))  # a sibling script's token-space fit
-from token_harmony import code_tables, fit, fit_profile
+from token_harmony import code_tables, fit, fit_profile, interval
 
 SYSTEMS = (
     "truth",
@@ -61,11 +61,6 @@ SYSTEMS = (
     "model",
     "stage1 on the separated instrumental's semantic",
 )
-
-
-def interval(x: np.ndarray, rng: np.random.Generator) -> str:
-    means = [rng.choice(x, x.size).mean() for _ in range(1000)]
-    return f"{x.mean():.3f} [{np.percentile(means, 2.5):.3f}, {np.percentile(means, 97.5):.3f}]"
 
 
 def main() -> None:

@@ -33,15 +33,15 @@ import torch
 
 from singsong import SAMPLE_RATE
 from singsong.audio import loudness_normalize
-from singsong.evaluation.agreement import harmonic_fit
-from singsong.evaluation.analysis import Features, analyze
+from singsong.evaluation.agreement import _smooth, harmonic_fit  # (private: a benchmark)
+from singsong.evaluation.analysis import FRAME_RATE, Features, analyze
 from singsong.evaluation.run import load_clips
 from singsong.models import RendererModel, SamplingParams
 from singsong.pipeline import Accompanist
 from singsong.pipeline.bundle import SEMANTIC_HOP
 
 sys.path.insert(0, str(Path(__file__).parent))  # a sibling script's token-space fit
-from token_harmony import code_tables, fit
+from token_harmony import code_tables, fit, interval
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,18 +65,11 @@ class Setting:
 def plan_fidelity(plan: np.ndarray, audio: Features, peak_class: np.ndarray) -> float:
     """12 x the audio's chroma share at each plan code's peak pitch class (plan at 25 Hz, audio
     features at 50 Hz; chroma over 0.2 s as in harmonic_fit)."""
-    kernel = np.ones(10) / 10
-    chroma = np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="same"), 1,
-                                 audio.chroma.astype(np.float64))  # fmt: skip
+    chroma = _smooth(audio.chroma.astype(np.float64), int(0.2 * FRAME_RATE))  # [12, F]
     frames = np.minimum(np.arange(chroma.shape[1]) // 2, plan.size - 1)
     total = chroma.sum(0)
     t = np.flatnonzero(total > 1e-3 * total.max())
     return float(12 * (chroma[peak_class[plan[frames[t]]], t] / total[t]).mean())
-
-
-def interval(x: np.ndarray, rng: np.random.Generator) -> str:
-    means = [rng.choice(x, x.size).mean() for _ in range(1000)]
-    return f"{x.mean():.3f} [{np.percentile(means, 2.5):.3f}, {np.percentile(means, 97.5):.3f}]"
 
 
 def main() -> None:
