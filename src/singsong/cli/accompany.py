@@ -35,6 +35,12 @@ def add_accompany(sub: argparse._SubParsersAction) -> None:
         "pass); default: the model's",
     )
     p.add_argument(
+        "--no-tone",
+        dest="tone",
+        action="store_false",
+        help="skip the model's tone match (its equaliser curve): the codec's output as decoded",
+    )
+    p.add_argument(
         "--model",
         default=os.environ.get(MODEL_ENV, "default"),
         help="model bundle folder, 'default' (the bundled model) or 'debug' (untrained, for "
@@ -81,6 +87,7 @@ def _accompany_file(
             top_k=args.top_k,
             top_p=args.top_p,
             guidance=args.guidance,
+            tone=args.tone,
             progress=progress,
         )
     written = []
@@ -104,7 +111,7 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="same seed, same takes (default 0)")
     p.add_argument("--model", default="default", help="model (default: the bundled one)")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
-    p.set_defaults(run=run_demo, temperature=None, top_k=None, top_p=None, guidance=None)
+    p.set_defaults(run=run_demo, temperature=None, top_k=None, top_p=None, guidance=None, tone=True)
 
 
 def run_demo(args: argparse.Namespace) -> int:

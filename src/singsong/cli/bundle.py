@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from singsong.cli.args import non_negative_float, non_negative_int, positive_float, unit_interval
+from singsong.cli.args import (
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    unit_interval,
+)
 
 
 def add_bundle(sub: argparse._SubParsersAction) -> None:
@@ -54,6 +60,21 @@ def add_bundle(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="a renderer's guidance towards its plan (1 = off; default: the release's)",
     )
+    p.add_argument(
+        "--tone-match",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="MANIFEST",
+        help="fit the tone match on training clips of this pairs manifest (repeatable): the "
+        "bundle's accompaniments of their vocals against their true instrumentals",
+    )
+    p.add_argument(
+        "--tone-clips",
+        type=positive_int,
+        default=32,
+        help="training clips per --tone-match manifest (default 32)",
+    )
     p.add_argument("--release", default="", help="name and version, e.g. 'singsong-default 0.1'")
     p.add_argument(
         "--fp16", action="store_true", help="store the stage weights in float16 (half the size)"
@@ -62,6 +83,7 @@ def add_bundle(sub: argparse._SubParsersAction) -> None:
 
 
 def run_bundle(args: argparse.Namespace) -> int:
+    from singsong.evaluation.run import training_pairs
     from singsong.pipeline.bundle import BundleConfig, assemble_bundle
 
     config = BundleConfig(
@@ -83,6 +105,7 @@ def run_bundle(args: argparse.Namespace) -> int:
         config=config,
         fp16=args.fp16,
         plan_guidance=args.plan_guidance,
+        tone_clips=[c for m in args.tone_match for c in training_pairs(m, args.tone_clips)],
     )
     print(out)
     return 0

@@ -152,6 +152,27 @@ def load_clips(manifest: Path, max_clips: int) -> list[Clip]:
     return clips
 
 
+def training_pairs(
+    manifest: Path, count: int, *, seed: int = 0
+) -> list[tuple[FloatArray, FloatArray]]:
+    """``count`` random training clips (never held-out) of a pairs manifest with true stems:
+    (isolated vocals, true instrumental), float32 at 16 kHz."""
+    from singsong.evaluation.baseline import read_segment
+
+    if not manifest.is_file():
+        raise SingsongError(f"pairs manifest not found: {manifest}")
+    rows = _truth_rows(manifest, heldout=False)
+    if not rows:
+        raise SingsongError(f"{manifest} has no training clips with true stems")
+    pick = np.random.default_rng(seed).permutation(len(rows))[:count]
+    out = []
+    for r in (rows[i] for i in sorted(pick)):
+        get = lambda name, r=r: read_segment(manifest.parent / r[name], r["offset"], r["duration"])  # noqa: E731
+        truth = get("true_instrumental")
+        out.append((_fit_length(get("true_vocals"), truth.size), truth))
+    return out
+
+
 def shuffle_partner(clips: list[Clip]) -> list[int]:
     """For each clip, the index of a clip of another song (a fixed rotation, then the next one
     of a different song)."""

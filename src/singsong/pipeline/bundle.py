@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from singsong import SAMPLE_RATE
-from singsong.audio import atomic_write
+from singsong.audio import FloatArray, atomic_write
 from singsong.checkpoint import read_json_object
 from singsong.errors import SingsongError
 from singsong.models import (
@@ -42,6 +44,7 @@ from singsong.models import (
 from singsong.models.codes import FEATURIZATIONS
 from singsong.models.noise import INFERENCE_SNR_DB
 from singsong.models.release import read_stage_tokenizers
+from singsong.pipeline.tone import TONE_BANDS_HZ, match_tone
 from singsong.tokenizers.codec import Codec, CodecConfig, CodecTokenizer
 from singsong.tokenizers.semantic import MusicFeatures, SemanticConfig, SemanticTokenizer
 
@@ -85,6 +88,8 @@ class BundleConfig:
             continues from the last ``overlap_seconds`` of the previous one (whole 40 ms frames).
         max_seconds: longest accepted input.
         release: the model's name and version (e.g. ``singsong-default 0.1``; see its card).
+        tone_db: tone match, gains in dB at :data:`~singsong.pipeline.tone.TONE_BANDS_HZ`
+            applied to every instrumental (``singsong bundle --tone-match``); () = flat.
     """
 
     featurization: str = "S"
@@ -99,8 +104,18 @@ class BundleConfig:
     overlap_seconds: float = 4.0
     max_seconds: float = MAX_SECONDS
     release: str = ""
+    tone_db: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        bad = SingsongError(f"tone_db must be empty or {len(TONE_BANDS_HZ)} finite gains in dB")
+        try:  # JSON gives a list
+            object.__setattr__(self, "tone_db", tuple(float(g) for g in self.tone_db))
+        except (TypeError, ValueError):
+            raise bad from None
+        if self.tone_db and (
+            len(self.tone_db) != len(TONE_BANDS_HZ) or not np.all(np.isfinite(self.tone_db))
+        ):
+            raise bad
         if self.featurization not in FEATURIZATIONS:
             raise SingsongError(f"unknown featurization {self.featurization!r}")
         window, overlap = self.window_frames, self.overlap_frames
@@ -234,13 +249,15 @@ def assemble_bundle(
     fp16: bool = False,
     planner: str | os.PathLike[str] | None = None,
     plan_guidance: float | None = None,
+    tone_clips: Sequence[tuple[FloatArray, FloatArray]] = (),
 ) -> Path:
     """Trained parts -> a bundle folder (``singsong bundle``). Featurization and inference noise
     are taken from stage 1 (``config`` gives the rest); each stage's ``tokenizers.json`` (written
     by ``singsong train``) must name exactly these tokenizers, or the codes would mean nothing.
     ``planner``: a semantic-only stage-1 release that writes the semantic codes.
     ``plan_guidance``: a renderer's guidance towards its plan (stored in its config; ``None``
-    keeps the release's)."""
+    keeps the release's). ``tone_clips``: (vocals, true instrumental) pairs at 16 kHz, training
+    clips; if any, the bundle's tone match is fitted on them (:func:`~.tone.match_tone`)."""
     coarse = load_coarse_stage(stage1)
     if plan_guidance is not None:
         if not isinstance(coarse, RendererModel):
@@ -278,7 +295,13 @@ def assemble_bundle(
         featurization=cv.featurization,
         inference_snr_db=cv.inference_snr_db if cv.vocal_noise else None,
     )
-    return save_bundle(replace(parts, config=settings), out, fp16=fp16)
+    parts = replace(parts, config=settings)
+    if tone_clips:
+        from singsong.pipeline.accompanist import Accompanist  # it imports this module
+
+        curve = match_tone(Accompanist(parts), tone_clips)
+        parts = replace(parts, config=replace(settings, tone_db=curve))
+    return save_bundle(parts, out, fp16=fp16)
 
 
 def load_coarse_stage(directory: str | os.PathLike[str]) -> CoarseStage:
