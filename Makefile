@@ -25,7 +25,7 @@ format:
 	$(VENV)/ruff check --fix src tests benchmarks
 
 types:
-	$(VENV)/mypy src/singsong
+	$(VENV)/mypy src/singsong benchmarks
 
 check: setup lint types
 	$(VENV)/python -m pytest -n 2

@@ -25,13 +25,14 @@ import argparse
 import math
 import platform
 import time
+from typing import Any
 
 import torch
 
 from singsong.models.codes import LevelVocab
 from singsong.models.seq2seq import CodeLM
 
-MODES = {
+MODES: dict[str, dict[str, Any]] = {
     "none": {},
     "time_axis": {"time_embedding": True},
     "aligned": {"aligned_attention": True},

@@ -141,14 +141,14 @@ def main() -> None:
                 gen[name] = fine(got.acoustic)
                 if name == "model":
                     out = got
-            assert codes.semantic is not None
-            token_fits.append(tuple(
-                fit(codes.semantic[0].numpy(), x[0].numpy(), tables)
-                for x in (truth_sem, out.semantic, other)
-            ))  # fmt: skip
+            assert codes.semantic is not None and out.semantic is not None
+            sung, written = codes.semantic[0].numpy(), out.semantic
+            t_true, t_model, t_other = (fit(sung, x[0].numpy(), tables)
+                                        for x in (truth_sem, written, other))  # fmt: skip
+            token_fits.append((t_true, t_model, t_other))
             token_profiles.append(np.array([
-                fit_profile(codes.semantic[0].numpy(), x[0].numpy(), tables)
-                for x in (truth_sem, out.semantic, other, sep_sem)
+                fit_profile(sung, x[0].numpy(), tables)
+                for x in (truth_sem, written, other, sep_sem)
             ]))  # fmt: skip
         vf = analyze(vocals, voice=True)
         assert vf.f0 is not None

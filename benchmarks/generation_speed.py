@@ -14,6 +14,7 @@ Ratios to real time are printed next to the absolute seconds (which depend on th
 from __future__ import annotations
 
 import argparse
+import functools
 import platform
 import time
 from collections.abc import Callable
@@ -168,7 +169,7 @@ def main() -> None:
         for model in args.model:
             accompanist = Accompanist.from_pretrained(model)
             best = min(
-                _timed(lambda a=accompanist: a.accompany(sung, 16000, seed=0))
+                _timed(functools.partial(accompanist.accompany, sung, 16000, seed=0))
                 for _ in range(args.repeats)
             )
             bests.append(best)
