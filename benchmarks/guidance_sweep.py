@@ -87,7 +87,7 @@ def main() -> None:
     renderer, planner = parts.stage1, parts.planner
     if not isinstance(renderer, RendererModel) or planner is None:
         raise SystemExit(f"{args.bundle}: needs a planner and a renderer")
-    base = renderer.config
+    released = renderer.config.plan_guidance
     tables = code_tables(args.bundle / "semantic")
     peak_class = tables[2].argmax(1)  # [K]: each code's centroid chroma peak
     rows: dict[Setting, list[tuple[float, float, float]]] = {s: [] for s in args.setting}
@@ -111,7 +111,7 @@ def main() -> None:
                 if s.vocal is not None:
                     negative = silence if s.vocal != 1 else None
                     plan = planner.generate(codes, params=params, negative=negative).semantic
-                renderer.config = dataclasses.replace(base, plan_guidance=s.plan)
+                renderer.set_plan_guidance(s.plan)
                 coarse = renderer.generate(codes, params=params, semantic=plan).acoustic
                 assert coarse is not None and plan is not None
                 fine = parts.stage2.generate(
@@ -126,7 +126,7 @@ def main() -> None:
                     fit(codes.semantic[0].numpy(), plan_np, tables),
                 ))  # fmt: skip
         print(f"clip {k + 1}/{len(clips)}: {time.perf_counter() - started:.0f} s", flush=True)
-    renderer.config = base
+    renderer.set_plan_guidance(released)
 
     rng = np.random.default_rng(0)
     print(f"\n{platform.machine()}, {args.bundle}, {len(clips)} clips of {args.manifest}")

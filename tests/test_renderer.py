@@ -166,3 +166,11 @@ def test_plan_guidance_pushes_away_from_no_plan() -> None:
         RendererConfig(plan_dropout=1.0)
     with pytest.raises(SingsongError, match="plan_guidance"):
         RendererConfig(plan_guidance=-1.0)
+    # a released renderer takes another plan guidance only if it learned the "no plan" case
+    m.set_plan_guidance(2.0)
+    assert m.config.plan_guidance == 2.0 and m.config.plan_dropout == 0.99
+    with pytest.raises(SingsongError, match="plan_guidance"):
+        m.set_plan_guidance(-1.0)
+    with pytest.raises(SingsongError, match="plan_dropout > 0"):
+        model(plan_dropout=0.0).set_plan_guidance(2.0)
+    model(plan_dropout=0.0).set_plan_guidance(1.0)  # "none" is always possible

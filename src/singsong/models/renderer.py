@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +138,16 @@ class RendererModel(nn.Module):
     def set_semantic_features(self, table: Tensor) -> None:
         """Fill the semantic feature table [semantic codebook size, semantic_features]."""
         fill_feature_table(self.semantic_table, table, what="renderer")
+
+    def set_plan_guidance(self, guidance: float) -> None:
+        """Change the plan guidance it generates with (stored in its config when saved); a
+        setting that changes no weight, so a released renderer can take another."""
+        if guidance != 1 and self.config.plan_dropout == 0:
+            raise SingsongError(
+                "plan guidance needs a renderer trained with plan_dropout > 0 (it knows no "
+                "'no plan' codes to guide away from)"
+            )
+        self.config = replace(self.config, plan_guidance=guidance)  # validated there
 
     # --- the network -----------------------------------------------------------------------------
 

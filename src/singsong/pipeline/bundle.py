@@ -262,12 +262,7 @@ def assemble_bundle(
     if plan_guidance is not None:
         if not isinstance(coarse, RendererModel):
             raise SingsongError("plan guidance is a renderer's setting; stage 1 is not one")
-        if plan_guidance != 1 and coarse.config.plan_dropout == 0:
-            raise SingsongError(
-                "plan guidance needs a renderer trained with plan_dropout > 0 (it knows no "
-                "'no plan' codes to guide away from)"
-            )
-        coarse.config = replace(coarse.config, plan_guidance=plan_guidance)
+        coarse.set_plan_guidance(plan_guidance)
     parts = Components(
         semantic=SemanticTokenizer.from_pretrained(semantic),
         codec=CodecTokenizer.from_pretrained(codec),
