@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -249,3 +250,59 @@ def test_train_resume_and_cli(tmp_path: Path) -> None:
     codes.with_suffix(".json").write_text(json.dumps(meta))
     with pytest.raises(SingsongError, match="re-encode"):
         cli("decode", codes, "-o", other.with_suffix(".wav"), "--codec", release)
+
+
+@pytest.mark.parametrize("adversarial", [True, False])
+def test_finetune_decoder_keeps_the_codes(tmp_path: Path, adversarial: bool) -> None:
+    from singsong.tokenizers.codec.finetune import FinetuneConfig, finetune_decoder
+
+    songbook = _songbook(tmp_path / "songbook")
+    torch.manual_seed(0)
+    model = Codec(CodecConfig.preset("debug")).train()
+    model(_signal(6400, batch=4))
+    before = CodecTokenizer(model, version="1-mine").save_pretrained(tmp_path / "before")
+    cfg = FinetuneConfig(batch_size=2, threads=1, decoder_lr=1e-3)
+    if not adversarial:
+        cfg = dataclasses.replace(cfg, adv_weight=0.0, fm_weight=0.0)
+    after = finetune_decoder(before, tmp_path / "after", songbook=songbook, mir1k=None,
+                             minutes=5.0, max_steps=3, config=cfg, quiet=True)  # fmt: skip
+    old, new = CodecTokenizer.from_pretrained(before), CodecTokenizer.from_pretrained(after)
+    assert new.version == old.version == "1-mine"  # stage models trained on it stay valid
+    x = _signal(3200, seed=5, batch=1)
+    codes = old.encode(x)
+    assert torch.equal(new.encode(x), codes)  # encoder and quantizer frozen
+    assert not torch.allclose(new.decode(codes), old.decode(codes))  # the decoder learned
+    with pytest.raises(SingsongError, match="training audio"):
+        finetune_decoder(before, tmp_path / "x", songbook=None, mir1k=None, minutes=1.0)
+    if not adversarial:  # the command line, briefly
+        parser = argparse.ArgumentParser()
+        add_codec(parser.add_subparsers(dest="command"))
+        argv = ["codec", "finetune", "--codec", str(before), "--out", str(tmp_path / "cli"),
+                "--songbook", str(songbook), "--minutes", "0.001", "--no-adversarial",
+                "--threads", "1", "--quiet"]  # fmt: skip
+        args = parser.parse_args(argv)
+        assert args.run(args) == 0
+        assert CodecTokenizer.from_pretrained(tmp_path / "cli").version == "1-mine"
+
+
+def test_discriminator_shapes_and_losses() -> None:
+    from singsong.tokenizers.codec.adversarial import (
+        MultiResolutionDiscriminator,
+        discriminator_loss,
+        generator_losses,
+    )
+
+    torch.manual_seed(0)
+    disc = MultiResolutionDiscriminator(ffts=(64, 128), channels=4)
+    real, fake = _signal(3200, seed=1), torch.randn(2, 3200, requires_grad=True)
+    outs = disc(real)
+    assert len(outs) == 2 and all(logits.shape[:2] == (2, 1) for logits, _ in outs)
+    assert len(outs[0][1]) == 5  # features of every conv layer
+    d = discriminator_loss(disc, real, fake)
+    d.backward()
+    assert fake.grad is None  # the discriminator's step does not reach the generator
+    adv, fm = generator_losses(disc, real, fake)
+    (adv + fm).backward()
+    assert fake.grad is not None and fm.item() > 0
+    _, same = generator_losses(disc, real, real)
+    assert same.item() == 0.0  # matching features of the real audio itself cost nothing

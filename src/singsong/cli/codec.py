@@ -29,6 +29,29 @@ def add_codec(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--quiet", action="store_true", help="no progress lines")
     t.set_defaults(run=run_train)
 
+    f = cmds.add_parser(
+        "finetune",
+        help="fine-tune a codec's decoder adversarially (the codes do not change)",
+        description="Freeze the encoder and the quantizer of the codec in --codec and train its "
+        "decoder for MINUTES with a multi-resolution STFT discriminator on top of the codec's "
+        "reconstruction losses; export to --out (every 5 minutes and at the end). The release "
+        "keeps the codec's version: its codes, and the stage models trained on them, stay valid.",
+    )
+    f.add_argument("--codec", type=Path, required=True, help="codec release folder")
+    f.add_argument("--out", type=Path, required=True, help="release folder to write")
+    f.add_argument("--songbook", type=Path, help="songbook folder (song_id/stem.flac)")
+    f.add_argument("--mir1k", type=Path, help="MIR-1K folder (with manifest.csv)")
+    f.add_argument("--minutes", type=positive_float, required=True, help="training time budget")
+    f.add_argument(
+        "--no-adversarial",
+        action="store_true",
+        help="reconstruction losses only (no discriminator): the decoder then only specialises "
+        "in 12-level codes",
+    )
+    f.add_argument("--threads", type=positive_int, default=2, help="torch threads (default 2)")
+    f.add_argument("--quiet", action="store_true", help="no progress lines")
+    f.set_defaults(run=run_finetune)
+
     e = cmds.add_parser("encode", help="audio file -> codes (.npy uint16 [K, T] + .json sidecar)")
     e.add_argument("input", type=Path, help="audio file (any common format; resampled to 16 kHz)")
     e.add_argument("-o", "--output", type=Path, required=True, help="codes file (.npy)")
@@ -65,6 +88,26 @@ def run_train(args: argparse.Namespace) -> int:
         minutes=args.minutes,
         resume=args.resume,
         export=args.export,
+        quiet=args.quiet,
+    )
+    return 0
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from singsong.tokenizers.codec.finetune import FinetuneConfig, finetune_decoder
+
+    config = FinetuneConfig(threads=args.threads)
+    if args.no_adversarial:
+        config = dataclasses.replace(config, adv_weight=0.0, fm_weight=0.0)
+    finetune_decoder(
+        args.codec,
+        args.out,
+        songbook=args.songbook,
+        mir1k=args.mir1k,
+        minutes=args.minutes,
+        config=config,
         quiet=args.quiet,
     )
     return 0

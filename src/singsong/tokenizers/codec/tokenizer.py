@@ -31,8 +31,9 @@ def weights_digest(model: Codec) -> str:
 class CodecTokenizer(Tokenizer):
     """16 kHz audio <-> 50 Hz codes ``[B, 12, T]`` of 1024 values (the first ``n`` levels decode).
 
-    ``version`` names the weights (``FORMAT-digest``): codes only mean something to the codec
-    that wrote them, so token files record it and refuse to load under another.
+    ``version`` names the codes (``FORMAT-digest`` of the weights that first wrote them): codes
+    only mean something to the codec that wrote them, so token files record it and refuse to
+    load under another. ``singsong codec finetune`` changes only the decoder and keeps it.
     """
 
     name = "singsong-codec"
