@@ -9,7 +9,8 @@ evaluation: real mixes of the set's training clips), the FAD of each feature gro
 (log-mel, chroma, onset; window means and window standard deviations), the share of the mean
 term, and the log-mel bands whose window means sit furthest from the reference's (in the
 reference's standard deviations). With --codec it adds the ground truth re-synthesised by that
-codec, the floor that every generated instrumental shares.
+codec, the floor that every generated instrumental shares (its mixes are written next to the
+others, in codec_resynthesis/).
 """
 
 from __future__ import annotations
