@@ -83,9 +83,13 @@ def add_bundle(sub: argparse._SubParsersAction) -> None:
 
 
 def run_bundle(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from singsong.evaluation.run import training_pairs
     from singsong.pipeline.bundle import BundleConfig, assemble_bundle
 
+    # read the training clips first: a bad manifest fails before the parts are loaded
+    clips = [c for m in args.tone_match for c in training_pairs(m, args.tone_clips)]
     config = BundleConfig(
         window_seconds=args.window,
         overlap_seconds=args.overlap,
@@ -105,7 +109,7 @@ def run_bundle(args: argparse.Namespace) -> int:
         config=config,
         fp16=args.fp16,
         plan_guidance=args.plan_guidance,
-        tone_clips=[c for m in args.tone_match for c in training_pairs(m, args.tone_clips)],
+        tone_clips=None if not clips else tqdm(clips, desc="tone match", unit="clip"),
     )
     print(out)
     return 0

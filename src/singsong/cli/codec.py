@@ -35,7 +35,9 @@ def add_codec(sub: argparse._SubParsersAction) -> None:
         description="Freeze the encoder and the quantizer of the codec in --codec and train its "
         "decoder for MINUTES with a multi-resolution STFT discriminator on top of the codec's "
         "reconstruction losses; export to --out (every 5 minutes and at the end). The release "
-        "keeps the codec's version: its codes, and the stage models trained on them, stay valid.",
+        "keeps the codec's version: its codes, and the stage models trained on them, stay valid. "
+        "To go on after an interruption, run again with --codec set to the last export (the "
+        "discriminator starts afresh).",
     )
     f.add_argument("--codec", type=Path, required=True, help="codec release folder")
     f.add_argument("--out", type=Path, required=True, help="release folder to write")

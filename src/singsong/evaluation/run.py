@@ -124,10 +124,15 @@ def _fit_length(x: FloatArray, n: int) -> FloatArray:
     return x[:n] if x.size >= n else np.pad(x, (0, n - x.size))
 
 
-def load_clips(manifest: Path, max_clips: int) -> list[Clip]:
-    """The held-out clips of a pairs manifest (evenly spaced subset of ``max_clips``)."""
+def _stem(manifest: Path, row: dict[str, Any], name: str) -> FloatArray:
+    """The clip's segment of one of a manifest row's stem files (``name``: its column)."""
     from singsong.evaluation.baseline import read_segment
 
+    return read_segment(manifest.parent / row[name], row["offset"], row["duration"])
+
+
+def load_clips(manifest: Path, max_clips: int) -> list[Clip]:
+    """The held-out clips of a pairs manifest (evenly spaced subset of ``max_clips``)."""
     if not manifest.is_file():
         raise SingsongError(f"pairs manifest not found: {manifest}")
     rows = _truth_rows(manifest, heldout=True)
@@ -139,10 +144,9 @@ def load_clips(manifest: Path, max_clips: int) -> list[Clip]:
         rows = [rows[i] for i in np.linspace(0, len(rows) - 1, max_clips).astype(int)]
     clips = []
     for r in rows:
-        get = lambda name, r=r: read_segment(manifest.parent / r[name], r["offset"], r["duration"])  # noqa: E731
-        ref = get("true_instrumental")
-        vocals = {c: _fit_length(get(VOCAL_FILE[c]), ref.size) for c in CONDITIONS}
-        sep = _fit_length(get("instrumental"), ref.size)
+        ref = _stem(manifest, r, "true_instrumental")
+        vocals = {c: _fit_length(_stem(manifest, r, VOCAL_FILE[c]), ref.size) for c in CONDITIONS}
+        sep = _fit_length(_stem(manifest, r, "instrumental"), ref.size)
         clip = Clip(str(r["id"]), song_of(r), vocals, ref, sep)
         meta = Path(str(r.get("source", ""))) / "meta.json"
         if r.get("source_kind") == "songbook" and meta.is_file():
@@ -157,8 +161,6 @@ def training_pairs(
 ) -> list[tuple[FloatArray, FloatArray]]:
     """``count`` random training clips (never held-out) of a pairs manifest with true stems:
     (isolated vocals, true instrumental), float32 at 16 kHz."""
-    from singsong.evaluation.baseline import read_segment
-
     if not manifest.is_file():
         raise SingsongError(f"pairs manifest not found: {manifest}")
     rows = _truth_rows(manifest, heldout=False)
@@ -167,9 +169,8 @@ def training_pairs(
     pick = np.random.default_rng(seed).permutation(len(rows))[:count]
     out = []
     for r in (rows[i] for i in sorted(pick)):
-        get = lambda name, r=r: read_segment(manifest.parent / r[name], r["offset"], r["duration"])  # noqa: E731
-        truth = get("true_instrumental")
-        out.append((_fit_length(get("true_vocals"), truth.size), truth))
+        truth = _stem(manifest, r, "true_instrumental")
+        out.append((_fit_length(_stem(manifest, r, "true_vocals"), truth.size), truth))
     return out
 
 
@@ -385,16 +386,13 @@ def _listening(
 
 
 def _reference_embeddings(manifest: Path, n: int, embedding: Any) -> list[np.ndarray]:
-    from singsong.evaluation.baseline import read_segment
-
     rows = _truth_rows(manifest, heldout=False)
     if len(rows) < 2:
         raise SingsongError(f"{manifest} has no training clips with true stems for FAD reference")
     rows = [rows[i] for i in np.linspace(0, len(rows) - 1, min(n, len(rows))).astype(int)]
     out = []
     for r in rows:
-        v = read_segment(manifest.parent / r["true_vocals"], r["offset"], r["duration"])
-        i = read_segment(manifest.parent / r["true_instrumental"], r["offset"], r["duration"])
+        v, i = _stem(manifest, r, "true_vocals"), _stem(manifest, r, "true_instrumental")
         out.append(embedding.embed(_mixes(v, _fit_length(i, v.size))[1]))
     return out
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -107,15 +107,15 @@ class BundleConfig:
     tone_db: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
-        bad = SingsongError(f"tone_db must be empty or {len(TONE_BANDS_HZ)} finite gains in dB")
+        bad = f"tone_db must be empty or {len(TONE_BANDS_HZ)} finite gains in dB"
         try:  # JSON gives a list
             object.__setattr__(self, "tone_db", tuple(float(g) for g in self.tone_db))
         except (TypeError, ValueError):
-            raise bad from None
+            raise SingsongError(bad) from None
         if self.tone_db and (
             len(self.tone_db) != len(TONE_BANDS_HZ) or not np.all(np.isfinite(self.tone_db))
         ):
-            raise bad
+            raise SingsongError(bad)
         if self.featurization not in FEATURIZATIONS:
             raise SingsongError(f"unknown featurization {self.featurization!r}")
         window, overlap = self.window_frames, self.overlap_frames
@@ -249,7 +249,7 @@ def assemble_bundle(
     fp16: bool = False,
     planner: str | os.PathLike[str] | None = None,
     plan_guidance: float | None = None,
-    tone_clips: Sequence[tuple[FloatArray, FloatArray]] = (),
+    tone_clips: Iterable[tuple[FloatArray, FloatArray]] | None = None,
 ) -> Path:
     """Trained parts -> a bundle folder (``singsong bundle``). Featurization and inference noise
     are taken from stage 1 (``config`` gives the rest); each stage's ``tokenizers.json`` (written
@@ -257,7 +257,8 @@ def assemble_bundle(
     ``planner``: a semantic-only stage-1 release that writes the semantic codes.
     ``plan_guidance``: a renderer's guidance towards its plan (stored in its config; ``None``
     keeps the release's). ``tone_clips``: (vocals, true instrumental) pairs at 16 kHz, training
-    clips; if any, the bundle's tone match is fitted on them (:func:`~.tone.match_tone`)."""
+    clips (any iterable, e.g. one that shows progress); if given, the bundle's tone match is
+    fitted on them (:func:`~.tone.match_tone`)."""
     coarse = load_coarse_stage(stage1)
     if plan_guidance is not None:
         if not isinstance(coarse, RendererModel):
@@ -291,7 +292,7 @@ def assemble_bundle(
         inference_snr_db=cv.inference_snr_db if cv.vocal_noise else None,
     )
     parts = replace(parts, config=settings)
-    if tone_clips:
+    if tone_clips is not None:
         from singsong.pipeline.accompanist import Accompanist  # it imports this module
 
         curve = match_tone(Accompanist(parts), tone_clips)
