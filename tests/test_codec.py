@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from safetensors import safe_open
 
 from singsong.cli.codec import add_codec
 from singsong.errors import SingsongError
@@ -274,15 +275,57 @@ def test_finetune_decoder_keeps_the_codes(tmp_path: Path, adversarial: bool) -> 
     assert not torch.allclose(new.decode(codes), old.decode(codes))  # the decoder learned
     with pytest.raises(SingsongError, match="training audio"):
         finetune_decoder(before, tmp_path / "x", songbook=None, mir1k=None, minutes=1.0)
-    if not adversarial:  # the command line, briefly
+    with pytest.raises(SingsongError, match="not both"):
+        finetune_decoder(before, tmp_path / "x", songbook=songbook, mir1k=None, audio=songbook,
+                         minutes=1.0)  # fmt: skip
+    if not adversarial:  # the command line, briefly: a folder of audio, exports kept, fp16
         parser = argparse.ArgumentParser()
         add_codec(parser.add_subparsers(dest="command"))
-        argv = ["codec", "finetune", "--codec", str(before), "--out", str(tmp_path / "cli"),
-                "--songbook", str(songbook), "--minutes", "0.001", "--no-adversarial",
-                "--threads", "1", "--quiet"]  # fmt: skip
-        args = parser.parse_args(argv)
-        assert args.run(args) == 0
+
+        def cli(*extra: str) -> int:
+            argv = ["codec", "finetune", "--codec", str(before), "--out", str(tmp_path / "cli"),
+                    "--audio", str(songbook), "--minutes", "0.001", "--no-adversarial",
+                    "--threads", "1", "--quiet", *extra]  # fmt: skip
+            args = parser.parse_args(argv)
+            return int(args.run(args))
+
+        assert cli("--set", "batch_size=2", "--set", "save_minutes=1e-9", "--keep-exports",
+                   "--fp16") == 0  # fmt: skip
         assert CodecTokenizer.from_pretrained(tmp_path / "cli").version == "1-mine"
+        kept = sorted((tmp_path / "cli").glob("step-*"))
+        assert kept and kept[0].name == "step-000001"  # an export after every step
+        with safe_open(str(kept[0] / "model.safetensors"), "pt") as f:
+            assert f.get_tensor(next(iter(f.keys()))).dtype == torch.float16
+        for bad, why in [("nope=1", "KEY one of"), ("batch_size=x", "not a valid"),
+                         ("batch_size=0", "positive"), ("decoder_lr", "KEY=VALUE")]:  # fmt: skip
+            with pytest.raises(SingsongError, match=why):
+                cli("--set", bad)
+        with pytest.raises(SingsongError, match="unknown device"):
+            cli("--device", "gpu")
+        if not torch.cuda.is_available():
+            with pytest.raises(SingsongError, match="no CUDA GPU"):
+                cli("--device", "cuda")
+
+
+def test_folder_crops(tmp_path: Path) -> None:
+    from singsong.tokenizers.codec.data import FolderCrops
+
+    (tmp_path / "sub").mkdir()
+    sf.write(tmp_path / "sub" / "one.flac", _signal(SR, seed=1, batch=1)[0].numpy(), SR)
+    sf.write(tmp_path / "two.wav", _signal(SR // 2, seed=2, batch=1)[0].numpy(), SR)
+    (tmp_path / "notes.txt").write_text("not audio")
+    crops = FolderCrops(tmp_path, seed=3)
+    assert crops.seconds == pytest.approx(1.5)
+    batch = crops.batch(4, 4000)
+    assert batch.shape == (4, 4000) and batch.dtype == np.float32
+    assert 0 < np.abs(batch).max() <= 0.99
+    np.testing.assert_array_equal(FolderCrops(tmp_path, seed=3).batch(4, 4000), batch)
+    assert not np.array_equal(FolderCrops(tmp_path, seed=4).batch(4, 4000), batch)
+    long = crops.crop(3 * SR)  # longer than any file: zero-padded at the end
+    assert long.shape == (3 * SR,) and not long[-SR:].any()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SingsongError, match="no audio files"):
+        FolderCrops(tmp_path / "empty")
 
 
 def test_discriminator_shapes_and_losses() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from singsong.cli.args import positive_float, positive_int
 
@@ -36,14 +37,32 @@ def add_codec(sub: argparse._SubParsersAction) -> None:
         "decoder for MINUTES with a multi-resolution STFT discriminator on top of the codec's "
         "reconstruction losses; export to --out (every 5 minutes and at the end). The release "
         "keeps the codec's version: its codes, and the stage models trained on them, stay valid. "
-        "To go on after an interruption, run again with --codec set to the last export (the "
-        "discriminator starts afresh).",
+        "Train on the songbook and/or MIR-1K (train splits), or on --audio, a folder of audio "
+        "files held in memory (say, the instrumentals you want rendered well; fast enough for a "
+        "GPU). To go on after an interruption, run again with --codec set to the last export "
+        "(the discriminator starts afresh).",
     )
     f.add_argument("--codec", type=Path, required=True, help="codec release folder")
     f.add_argument("--out", type=Path, required=True, help="release folder to write")
     f.add_argument("--songbook", type=Path, help="songbook folder (song_id/stem.flac)")
     f.add_argument("--mir1k", type=Path, help="MIR-1K folder (with manifest.csv)")
+    f.add_argument("--audio", type=Path, help="or: a folder of audio files (any length, format)")
     f.add_argument("--minutes", type=positive_float, required=True, help="training time budget")
+    f.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, cuda:1")
+    f.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a training setting (repeatable): batch_size, decoder_lr, disc_lr, recon_weight, "
+        "adv_weight, fm_weight, disc_channels, grad_clip, save_minutes, seed",
+    )
+    f.add_argument(
+        "--keep-exports",
+        action="store_true",
+        help="write each periodic export to its own OUT/step-NNNNNN folder",
+    )
+    f.add_argument("--fp16", action="store_true", help="export float16 weights (half the size)")
     f.add_argument(
         "--no-adversarial",
         action="store_true",
@@ -100,7 +119,7 @@ def run_finetune(args: argparse.Namespace) -> int:
 
     from singsong.tokenizers.codec.finetune import FinetuneConfig, finetune_decoder
 
-    config = FinetuneConfig(threads=args.threads)
+    config = FinetuneConfig(threads=args.threads, device=args.device, **_settings(args.set))
     if args.no_adversarial:
         config = dataclasses.replace(config, adv_weight=0.0, fm_weight=0.0)
     finetune_decoder(
@@ -108,11 +127,48 @@ def run_finetune(args: argparse.Namespace) -> int:
         args.out,
         songbook=args.songbook,
         mir1k=args.mir1k,
+        audio=args.audio,
         minutes=args.minutes,
         config=config,
+        keep_exports=args.keep_exports,
+        fp16=args.fp16,
         quiet=args.quiet,
     )
     return 0
+
+
+TUNABLE = {
+    "batch_size": int,
+    "decoder_lr": float,
+    "disc_lr": float,
+    "recon_weight": float,
+    "adv_weight": float,
+    "fm_weight": float,
+    "disc_channels": int,
+    "grad_clip": float,
+    "save_minutes": float,
+    "seed": int,
+}
+
+
+def _settings(pairs: list[str]) -> dict[str, Any]:
+    """``["batch_size=32", ...]`` -> ``{"batch_size": 32, ...}`` (names and numbers checked)."""
+    from singsong.errors import SingsongError
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in TUNABLE:
+            keys = ", ".join(TUNABLE)
+            raise SingsongError(f"--set {pair}: expected KEY=VALUE, KEY one of {keys}")
+        try:
+            number = TUNABLE[key](value)
+        except ValueError:
+            raise SingsongError(f"--set {pair}: {value!r} is not a valid {key}") from None
+        if number <= 0 and key not in ("adv_weight", "fm_weight", "seed"):
+            raise SingsongError(f"--set {pair}: {key} must be positive")
+        out[key] = number
+    return out
 
 
 def run_encode(args: argparse.Namespace) -> int:

@@ -69,7 +69,7 @@ def discriminator_loss(
     disc: MultiResolutionDiscriminator, real: torch.Tensor, fake: torch.Tensor
 ) -> torch.Tensor:
     """Hinge loss of the discriminator (``fake`` is detached here)."""
-    loss = torch.zeros(())
+    loss = real.new_zeros(())
     for (r, _), (f, _) in zip(disc(real), disc(fake.detach()), strict=True):
         loss = loss + F.relu(1 - r).mean() + F.relu(1 + f).mean()
     return loss
@@ -81,7 +81,7 @@ def generator_losses(
     """(hinge adversarial loss, feature matching) of the generator: feature matching is the L1
     distance between the discriminator's features of ``fake`` and of ``real``, each layer
     relative to the real features' mean magnitude, averaged over layers."""
-    adv, fm = torch.zeros(()), torch.zeros(())
+    adv, fm = real.new_zeros(()), real.new_zeros(())
     with torch.no_grad():
         real_out = disc(real)
     for (f, f_feats), (_, r_feats) in zip(disc(fake), real_out, strict=True):

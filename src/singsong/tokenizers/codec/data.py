@@ -1,8 +1,9 @@
 """Training and validation audio for the codec: random crops of songbook stems and mixtures
-(train songs only) and MIR-1K singers' vocals, accompaniment and mixtures (train singers only).
+(train songs only) and MIR-1K singers' vocals, accompaniment and mixtures (train singers only),
+or of any folder of audio files (:class:`FolderCrops`).
 
-Crops are read straight from the FLAC files (libsndfile seeks), so the songbook may keep
-growing while a run trains: the song list is rescanned every few minutes.
+Songbook crops are read straight from the FLAC files (libsndfile seeks), so the songbook may
+keep growing while a run trains: the song list is rescanned every few minutes.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from singsong.audio import load_audio
 from singsong.data.mir1k import Mir1kClip, list_clips, load_stems
 from singsong.data.splits import is_valid_song
 from singsong.errors import SingsongError
@@ -21,6 +23,14 @@ from singsong.errors import SingsongError
 SONGBOOK_STEMS = ("vocals", "drums", "bass", "other", "mixture")
 MIR1K_SOURCES = ("vocals", "accompaniment", "mixture")
 SILENT_RMS = 3e-3  # about -50 dBFS: crops quieter than this are redrawn (a few times)
+AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3")
+
+
+def _random_gain(x: np.ndarray, rng: random.Random) -> np.ndarray:
+    """``x`` at a random gain (-12..+3 dB), its peak kept below 0.99."""
+    x = x * np.float32(10 ** (rng.uniform(-12, 3) / 20))
+    peak = float(np.abs(x).max())
+    return x * np.float32(0.99 / peak) if peak > 0.99 else x
 
 
 def list_songs(root: Path, split: str) -> list[Path]:
@@ -114,9 +124,37 @@ class CropSampler:
             x = self._songbook_crop(length) if use_songbook else self._mir1k_crop(length)
             if np.sqrt(np.mean(x**2)) > SILENT_RMS:
                 break
-        x = x * np.float32(10 ** (self.rng.uniform(-12, 3) / 20))
-        peak = float(np.abs(x).max())
-        return x * np.float32(0.99 / peak) if peak > 0.99 else x
+        return _random_gain(x, self.rng)
+
+    def batch(self, size: int, length: int) -> np.ndarray:  # [size, length]
+        return np.stack([self.crop(length) for _ in range(size)])
+
+
+class FolderCrops:
+    """Draws random mono crops ``[length]`` from every audio file under ``root`` (recursively),
+    all held in memory as float16 (about 115 MB per hour): fine-tuning on the music you want
+    rendered, and crops fast enough to keep a GPU busy. Files are drawn by their length."""
+
+    def __init__(self, root: Path, *, seed: int = 0) -> None:
+        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+        if not files:
+            raise SingsongError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) under {root}")
+        self.audio = [load_audio(p).astype(np.float16) for p in files]  # each [N] at 16 kHz
+        self.weights = [len(a) for a in self.audio]
+        self.seconds = sum(self.weights) / 16000
+        self.rng = random.Random(seed)
+
+    def crop(self, length: int) -> np.ndarray:
+        """One crop [length] float32 (redrawn when silent) with a random gain, as
+        :meth:`CropSampler.crop`."""
+        for _ in range(5):
+            wav = self.rng.choices(self.audio, weights=self.weights)[0]
+            start = self.rng.randrange(max(1, len(wav) - length))
+            x = wav[start : start + length].astype(np.float32)
+            x = np.pad(x, (0, length - len(x))) if len(x) < length else x
+            if np.sqrt(np.mean(x**2)) > SILENT_RMS:
+                break
+        return _random_gain(x, self.rng)
 
     def batch(self, size: int, length: int) -> np.ndarray:  # [size, length]
         return np.stack([self.crop(length) for _ in range(size)])

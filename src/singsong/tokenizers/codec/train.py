@@ -26,7 +26,7 @@ import torch
 
 from singsong.audio import atomic_path
 from singsong.errors import SingsongError
-from singsong.tokenizers.codec.data import CropSampler, validation_set
+from singsong.tokenizers.codec.data import CropSampler, FolderCrops, validation_set
 from singsong.tokenizers.codec.losses import CodecLoss, LossWeights, MelDistance, si_sdr
 from singsong.tokenizers.codec.model import Codec, CodecConfig
 from singsong.tokenizers.codec.tokenizer import CodecTokenizer
@@ -81,7 +81,7 @@ def lr_factor(step: int, fraction: float, warmup: int) -> float:
 class Prefetcher:
     """Fills a small queue of batches [B, N] in a thread (libsndfile releases the GIL)."""
 
-    def __init__(self, sampler: CropSampler, cfg: TrainConfig, hop: int) -> None:
+    def __init__(self, sampler: CropSampler | FolderCrops, cfg: TrainConfig, hop: int) -> None:
         self.sampler, self.cfg, self.hop = sampler, cfg, hop
         self.queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=4)
         self.rng = random.Random(cfg.seed + 1)
