@@ -22,6 +22,7 @@ from singsong.audio import (
     peak_normalize,
     resample,
     save_audio,
+    sliding_windows,
     to_mono,
 )
 from singsong.errors import AudioError, SingsongError
@@ -240,3 +241,13 @@ def test_silence_handling() -> None:
     assert peak(peak_normalize(sine(440, 0.1, SAMPLE_RATE, amp=0.1), target=0.95)) == pytest.approx(
         0.95, rel=1e-5
     )
+
+
+def test_sliding_windows() -> None:
+    x = np.arange(10.0)
+    w = sliding_windows(x, 4, 3)  # starts 0, 3, 6: the tail that fits no window is dropped
+    assert w.shape == (3, 4) and w[1].tolist() == [3, 4, 5, 6] and w[-1].tolist() == [6, 7, 8, 9]
+    stacked = sliding_windows(np.stack([x, -x]), 4, 3)  # leading axes kept
+    assert stacked.shape == (2, 3, 4) and np.array_equal(stacked[1], -w)
+    short = sliding_windows(np.ones(2), 4, 1)  # shorter than a window: one, zero-padded
+    assert short.tolist() == [[1.0, 1.0, 0.0, 0.0]]

@@ -29,7 +29,7 @@ from singsong.errors import AudioError
 
 __all__ = [
     "atomic_path", "atomic_write", "load_audio", "loudness_lufs", "loudness_normalize", "mix",
-    "peak", "peak_normalize", "resample", "save_audio", "to_mono",
+    "peak", "peak_normalize", "resample", "save_audio", "sliding_windows", "to_mono",
 ]  # fmt: skip
 
 FloatArray = npt.NDArray[np.float32]
@@ -297,3 +297,13 @@ def mix(
     pk = float(np.max(np.abs(total))) if total.size else 0.0
     scale = max_peak / pk if pk > max_peak else 1.0
     return (total * scale).astype(np.float32), scale
+
+
+def sliding_windows(x: np.ndarray, size: int, hop: int) -> np.ndarray:
+    """Windows along the last axis: [..., T] -> [..., n, size], n >= 1 (input shorter than one
+    window is zero-padded to one); a copy, gathered by index."""
+    if x.shape[-1] < size:
+        x = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, size - x.shape[-1])])
+    n = 1 + (x.shape[-1] - size) // hop
+    idx = np.arange(size)[None] + hop * np.arange(n)[:, None]  # [n, size]
+    return x[..., idx]

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from singsong import SAMPLE_RATE
-from singsong.audio import FloatArray, resample
+from singsong.audio import FloatArray, resample, sliding_windows
 from singsong.errors import SingsongError
 from singsong.evaluation.analysis import require
 
@@ -44,15 +44,6 @@ class Embedding(ABC):
     @abstractmethod
     def embed(self, wav: FloatArray) -> FloatArray:
         """[T] at 16 kHz -> [frames, dim] (frames >= 1 for any input of 1 s or more)."""
-
-
-def _windows(x: np.ndarray, size: int, hop: int) -> np.ndarray:
-    """Frames [..., T] -> [..., n, size] with n >= 1 (short input is zero-padded to one window)."""
-    if x.shape[-1] < size:
-        x = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, size - x.shape[-1])])
-    n = 1 + (x.shape[-1] - size) // hop
-    idx = np.arange(size)[None] + hop * np.arange(n)[:, None]  # [n, size]
-    return x[..., idx]
 
 
 class MusicFeatures(Embedding):
@@ -79,7 +70,7 @@ class MusicFeatures(Embedding):
         onset = librosa.onset.onset_strength(S=librosa.power_to_db(mel), sr=SAMPLE_RATE)
         f = min(logmel.shape[1], chroma.shape[1], onset.shape[0])
         feats = np.concatenate([logmel[:, :f], chroma[:, :f], onset[None, :f]])  # [77, F]
-        w = _windows(feats, self.WINDOW, self.HOP)  # [77, n, 48]
+        w = sliding_windows(feats, self.WINDOW, self.HOP)  # [77, n, 48]
         out = np.concatenate([w.mean(-1), w.std(-1)]).T  # [n, 154]
         return out.astype(np.float32)
 
@@ -144,11 +135,11 @@ def vggish_log_mel(wav: FloatArray) -> FloatArray:
     win, hop = 400, 160
     if x.size < win:
         x = np.pad(x, (0, win - x.size))
-    frames = _windows(x, win, hop)  # [F, 400]
+    frames = sliding_windows(x, win, hop)  # [F, 400]
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win) / win)  # periodic Hann
     spec = np.abs(np.fft.rfft(frames * window, n=512))  # [F, 257]
     logmel = np.log(spec @ _vggish_mel_matrix() + 0.01)  # [F, 64]
-    patches = _windows(logmel.T, 96, 96)  # [64, n, 96]
+    patches = sliding_windows(logmel.T, 96, 96)  # [64, n, 96]
     return patches.transpose(1, 2, 0).astype(np.float32)  # [n, 96, 64]
 
 
@@ -215,7 +206,7 @@ class ClapEmbedding(Embedding):
         # random ("rand_trunc"/"fusion"), which would make the embedding non-deterministic.
         size = int(self.extractor.nb_max_samples)
         hop = size // 2
-        chunks = list(_windows(x, size, hop)) if x.size > size else [x]
+        chunks = list(sliding_windows(x, size, hop)) if x.size > size else [x]
         fusion = bool(getattr(self.model.config.audio_config, "enable_fusion", False))
         inputs = self.extractor(
             chunks,

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from singsong import SAMPLE_RATE
-from singsong.audio import FloatArray, resample
+from singsong.audio import FloatArray, resample, sliding_windows
 from singsong.errors import SingsongError
 
 if TYPE_CHECKING:
@@ -46,11 +46,10 @@ def band_spectrum(wav: FloatArray) -> np.ndarray:
     x = np.asarray(wav, dtype=np.float64)
     if x.ndim != 1 or x.size < N_FFT:
         raise SingsongError(f"band_spectrum needs mono audio of >= {N_FFT} samples")
-    n = 1 + (x.size - N_FFT) // HOP
-    idx = np.arange(N_FFT)[None] + HOP * np.arange(n)[:, None]  # [frames, N_FFT]
-    power = np.abs(np.fft.rfft(x[idx] * np.hanning(N_FFT), axis=1)) ** 2  # [frames, bins]
+    frames = sliding_windows(x, N_FFT, HOP)  # [frames, N_FFT]
+    power = np.abs(np.fft.rfft(frames * np.hanning(N_FFT), axis=1)) ** 2  # [frames, bins]
     freqs = np.fft.rfftfreq(N_FFT, 1 / SAMPLE_RATE)
-    bands = np.empty((n, len(TONE_BANDS_HZ)))  # [frames, bands]
+    bands = np.empty((len(frames), len(TONE_BANDS_HZ)))  # [frames, bands]
     for k, centre in enumerate(TONE_BANDS_HZ):
         lo, hi = centre * 2 ** (-1 / 6), centre * 2 ** (1 / 6)  # a third of an octave
         inside = (freqs >= lo) & (freqs < hi)
