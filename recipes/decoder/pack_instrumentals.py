@@ -50,16 +50,16 @@ def pack(
     rng = random.Random(seed)
     clips = list_clips(mir1k, "train")
     rng.shuffle(clips)
-    total = written = 0.0
+    mir1k_written = songbook_written = 0.0  # minutes
     chunks: list[np.ndarray] = []
     for clip in clips:
         chunks.append(load_stems(clip)[1])  # the accompaniment
         if sum(map(len, chunks)) > SR * FILE_SECONDS:
-            written += _write(out / f"mir1k-{len(list(out.glob('mir1k-*'))):02d}.flac", chunks)
+            index = len(list(out.glob("mir1k-*")))
+            mir1k_written += _write(out / f"mir1k-{index:02d}.flac", chunks)
             chunks = []
-            if written >= mir1k_minutes:
+            if mir1k_written >= mir1k_minutes:
                 break
-    total, written = written, 0.0
     songs = list_songs(songbook, "train")
     rng.shuffle(songs)
     length = EXCERPT_SECONDS * SR
@@ -73,11 +73,11 @@ def pack(
         chunks.append(sum(stems[1:], stems[0]))
         if sum(map(len, chunks)) > SR * FILE_SECONDS:
             index = len(list(out.glob("songbook-*")))
-            written += _write(out / f"songbook-{index:02d}.flac", chunks)
+            songbook_written += _write(out / f"songbook-{index:02d}.flac", chunks)
             chunks = []
-            if written >= songbook_minutes:
+            if songbook_written >= songbook_minutes:
                 break
-    return total + written
+    return mir1k_written + songbook_written
 
 
 def main() -> None:
