@@ -150,6 +150,29 @@ def test_vocal_levels_and_resampling(tmp_path: Path) -> None:
         run(manifest, tmp_path / "tok2", vocal_levels=5)
 
 
+def test_streams_narrow_what_is_served(tmp_path: Path) -> None:
+    run(make_manifest(tmp_path, songs=1), tmp_path / "tok")
+    for f in (tmp_path / "tok").glob("shard-*/vocals*.npy"):
+        f.unlink()  # a copy with the instrumental streams alone: never opened, not needed
+    ds = TokenDataset(tmp_path / "tok", expect=expect(), streams={"instrumental_acoustic"})
+    assert set(ds[0]) == {"instrumental_acoustic"}
+    other = tmp_path / "other"  # two folders read as one are narrowed alike
+    other.mkdir()
+    rows = [json.loads(r) for r in make_manifest(other, songs=1).read_text().splitlines()]
+    renamed = "".join(json.dumps(r | {"id": "x" + r["id"]}) + "\n" for r in rows)
+    (other / "clips.jsonl").write_text(renamed)
+    run(other / "clips.jsonl", other / "tok")
+    both = TokenDataset([tmp_path / "tok", other / "tok"], expect=expect(),
+                        streams={"instrumental_acoustic"})  # fmt: skip
+    assert set(both.streams) == {"instrumental_acoustic"} and len(both) == 2 * len(ds)
+    window = next(iter(ds.windows(seconds=0.4, seed=0)))
+    assert set(window) == {"id", "start", "instrumental_acoustic"}
+    with pytest.raises(SingsongError, match="cannot read token shard"):  # a stream it needs
+        TokenDataset(tmp_path / "tok", expect=expect(), streams={"vocals_semantic"})[0]
+    with pytest.raises(SingsongError, match="hold no stream nope"):
+        TokenDataset(tmp_path / "tok", expect=expect(), streams={"nope"})
+
+
 def test_windows_are_aligned(tmp_path: Path) -> None:
     manifest = make_manifest(tmp_path)
     run(manifest, tmp_path / "tok")

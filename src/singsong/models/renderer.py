@@ -254,6 +254,8 @@ class RendererModel(nn.Module):
         names = tuple(f"acoustic{k + 1}" for k in range(q))
         return LossOutput(ce, correct, count, names)
 
+    token_streams = frozenset({"instrumental_semantic", "instrumental_acoustic"})  # it reads these
+
     def loss_on_streams(self, batch: Mapping[str, Tensor]) -> LossOutput:
         """:meth:`loss` on collated token windows (``instrumental_semantic`` / ``_acoustic``)."""
         inst = Codes.from_streams(batch, "instrumental", levels=self.config.coarse_levels)

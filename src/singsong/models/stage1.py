@@ -258,6 +258,16 @@ class Stage1Model(nn.Module):
         """The vocal streams this model trains on: ``vocals_noisy`` or ``vocals``."""
         return "vocals_noisy" if self.config.vocal_noise else "vocals"
 
+    @property
+    def token_streams(self) -> frozenset[str]:
+        """The token streams :meth:`loss_on_streams` reads (the rest need not be loaded)."""
+        feat, source = self.config.featurization, self.vocal_source
+        streams = {"instrumental_semantic"}
+        streams |= {"instrumental_acoustic"} if self.config.coarse_levels else set()
+        streams |= {f"{source}_semantic"} if "S" in feat else set()
+        streams |= {f"{source}_acoustic"} if "A" in feat else set()
+        return frozenset(streams)
+
     def loss_on_streams(self, batch: Mapping[str, Tensor]) -> LossOutput:
         """:meth:`loss` on a collated batch of token windows (``vocals_semantic`` ...)."""
         q = self.config.coarse_levels
@@ -268,8 +278,18 @@ class Stage1Model(nn.Module):
             Codes.from_streams(
                 batch, source, levels=q if "A" in self.config.featurization else None
             ),
-            Codes.from_streams(batch, "instrumental", levels=q),
+            self._instrumental_streams(batch),
         )
+
+    def _instrumental_streams(self, batch: Mapping[str, Tensor]) -> Codes:
+        """The batch's instrumental codes; a planner (no coarse levels) reads no acoustic
+        stream, so it gets an empty acoustic grid [B, 0, 2T]."""
+        q = self.config.coarse_levels
+        inst = Codes.from_streams(batch, "instrumental", levels=q)
+        if q == 0 and inst.acoustic is None and inst.semantic is not None:
+            b, t = inst.semantic.shape
+            inst = Codes(semantic=inst.semantic, acoustic=inst.semantic.new_zeros(b, 0, 2 * t))
+        return inst
 
     # names of :meth:`validation_sums`, which the trainer adds to its validation row
     validation_sum_names = ("listen_gap", "listen_gap_semantic", "listen_gap_start")
@@ -296,7 +316,7 @@ class Stage1Model(nn.Module):
             semantic=None if voc.semantic is None else voc.semantic[shift],
             acoustic=None if voc.acoustic is None else voc.acoustic[shift],
         )
-        inst = Codes.from_streams(batch, "instrumental", levels=q)
+        inst = self._instrumental_streams(batch)
         tgt = self.target(inst)
         valid = tgt.codes >= 0  # [B, L]
         semantic = valid & (tgt.levels == 0)

@@ -194,6 +194,8 @@ class Stage2Model(nn.Module):
         logits = self.lm(src.codes, src.levels, tgt.codes, tgt.levels, mask, **times)
         return self.lm.loss(logits, tgt.codes, tgt.levels)
 
+    token_streams = frozenset({"instrumental_acoustic"})  # what loss_on_streams reads
+
     def loss_on_streams(self, batch: Mapping[str, Tensor]) -> LossOutput:
         """:meth:`loss` on collated token windows (``instrumental_acoustic`` [B, 12, U])."""
         ac = batch["instrumental_acoustic"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,10 @@ class TokenDataset:
     ``expect`` maps tokenizer roles (``"semantic"``, ``"acoustic"``) to the :class:`TokenizerInfo`
     the caller's models were built for; every folder must record exactly that info (name, version
     and layout) or loading is refused. Only streams of the expected roles are served, so a stage
-    that needs acoustic codes alone need not name the semantic tokenizer.
+    that needs acoustic codes alone need not name the semantic tokenizer. ``streams`` narrows
+    them to the ones a model reads (its ``token_streams``): the others are never opened, so a
+    copy of the folders may leave their files out (say, to ship only the semantic streams to a
+    GPU machine).
     """
 
     def __init__(
@@ -47,6 +50,7 @@ class TokenDataset:
         folders: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
         *,
         expect: Mapping[str, TokenizerInfo],
+        streams: Collection[str] | None = None,
     ) -> None:
         if isinstance(folders, str | os.PathLike):
             folders = [folders]
@@ -66,12 +70,19 @@ class TokenDataset:
         # (a folder without noisy vocals still serves stage 2, which reads no vocals)
         found = [{s: v for s, v in m["streams"].items() if v["tokenizer"] in expect} for m in metas]
         common = set(found[0]).intersection(*found[1:])
-        for folder, streams in zip(self.folders[1:], found[1:], strict=True):
-            if differ := sorted(s for s in common if streams[s] != found[0][s]):
+        for folder, held in zip(self.folders[1:], found[1:], strict=True):
+            if differ := sorted(s for s in common if held[s] != found[0][s]):
                 raise SingsongError(
                     f"{folder} and {self.folders[0]} hold the streams {differ} written with "
                     "other settings; tokenize them alike"
                 )
+        if streams is not None:
+            if missing := sorted(set(streams) - common):
+                raise SingsongError(
+                    f"the token folders {self.folders} hold no stream {', '.join(missing)} of the "
+                    f"expected tokenizers (they hold {', '.join(sorted(common)) or 'none'})"
+                )
+            common = set(streams)
         self.streams = {s: v for s, v in found[0].items() if s in common}
         for folder, meta in zip(self.folders, metas, strict=True):
             for name in meta["shards"]:

@@ -291,8 +291,11 @@ def train_stage(
     if init is not None:
         _init_weights(model, Path(init), expect)
     cfg = run.train
-    train_set = TokenDataset(train_folders, expect=expect)
-    valid_set = TokenDataset(valid_folders, expect=expect) if valid_tokens else train_set
+    streams = model.token_streams  # only what the model reads is opened
+    train_set = TokenDataset(train_folders, expect=expect, streams=streams)
+    valid_set = (
+        TokenDataset(valid_folders, expect=expect, streams=streams) if valid_tokens else train_set
+    )
     kw = {"seconds": cfg.window_seconds, "rank": rank, "world_size": world}
     trainer = Trainer(
         model=model,
