@@ -173,6 +173,28 @@ def test_streams_narrow_what_is_served(tmp_path: Path) -> None:
         TokenDataset(tmp_path / "tok", expect=expect(), streams={"nope"})
 
 
+def test_slim_copy_keeps_what_a_model_reads(tmp_path: Path) -> None:
+    from singsong.tokenizers.slim import slim_copy
+
+    run(make_manifest(tmp_path, songs=1), tmp_path / "tok")
+    keep = {"instrumental_semantic", "instrumental_acoustic"}
+    slim = slim_copy(tmp_path / "tok", tmp_path / "slim", streams=keep,
+                     levels={"instrumental_acoustic": 2})  # fmt: skip
+    assert {p.name for p in slim.glob("shard-*/*.npy")} == {f"{s}.npy" for s in keep}
+    full = TokenDataset(tmp_path / "tok", expect=expect())
+    thin = TokenDataset(slim, expect=expect(), streams=keep)
+    assert thin.ids == full.ids
+    for i in range(len(full)):
+        assert torch.equal(thin[i]["instrumental_semantic"], full[i]["instrumental_semantic"])
+        assert torch.equal(thin[i]["instrumental_acoustic"], full[i]["instrumental_acoustic"][:2])
+    for kw, why in [({"streams": {"nope"}}, "holds no stream nope"),
+                    ({"streams": keep, "levels": {"vocals_acoustic": 1}}, "not kept"),
+                    ({"streams": keep, "levels": {"instrumental_acoustic": 99}}, "cannot keep"),
+                    ({"streams": keep}, "exists")]:  # fmt: skip
+        with pytest.raises(SingsongError, match=why):
+            slim_copy(tmp_path / "tok", slim, **kw)  # type: ignore[arg-type]
+
+
 def test_windows_are_aligned(tmp_path: Path) -> None:
     manifest = make_manifest(tmp_path)
     run(manifest, tmp_path / "tok")
