@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import random
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,35 @@ def _write(path: Path, chunks: list[np.ndarray]) -> float:
     return len(x) / SR / 60
 
 
+def _pack(out: Path, prefix: str, pieces: Iterable[np.ndarray], minutes: float) -> float:
+    """Concatenate ``pieces`` into files ``prefix-NN.flac`` of just over ``FILE_SECONDS`` each
+    until ``minutes`` are written (or the pieces run out); returns the minutes written."""
+    written, index, chunks = 0.0, 0, []
+    for piece in pieces:
+        chunks.append(piece)
+        if sum(map(len, chunks)) > SR * FILE_SECONDS:
+            path = out / f"{prefix}-{index:02d}.flac"
+            written += _write(path, chunks)
+            print(f"{path}: {written:.1f} of {minutes:g} minutes", flush=True)
+            index, chunks = index + 1, []
+            if written >= minutes:
+                break
+    return written
+
+
+def _excerpts(songs: list[Path], rng: random.Random) -> Iterator[np.ndarray]:
+    """A random ``EXCERPT_SECONDS`` of each song's instrumental (drums + bass + other)."""
+    length = EXCERPT_SECONDS * SR
+    for song in songs:
+        start = rng.randrange(max(1, sf.info(str(song / "drums.flac")).frames - length))
+        stems = [
+            sf.read(str(song / f"{s}.flac"), start=start, frames=length, dtype="float32",
+                    always_2d=True)[0].mean(1)
+            for s in ("drums", "bass", "other")
+        ]  # fmt: skip
+        yield sum(stems[1:], stems[0])
+
+
 def pack(
     out: Path,
     *,
@@ -50,34 +80,11 @@ def pack(
     rng = random.Random(seed)
     clips = list_clips(mir1k, "train")
     rng.shuffle(clips)
-    mir1k_written = songbook_written = 0.0  # minutes
-    chunks: list[np.ndarray] = []
-    for clip in clips:
-        chunks.append(load_stems(clip)[1])  # the accompaniment
-        if sum(map(len, chunks)) > SR * FILE_SECONDS:
-            index = len(list(out.glob("mir1k-*")))
-            mir1k_written += _write(out / f"mir1k-{index:02d}.flac", chunks)
-            chunks = []
-            if mir1k_written >= mir1k_minutes:
-                break
+    accompaniments = (load_stems(clip)[1] for clip in clips)
+    minutes = _pack(out, "mir1k", accompaniments, mir1k_minutes)
     songs = list_songs(songbook, "train")
-    rng.shuffle(songs)
-    length = EXCERPT_SECONDS * SR
-    for song in songs:
-        start = rng.randrange(max(1, sf.info(str(song / "drums.flac")).frames - length))
-        stems = [
-            sf.read(str(song / f"{s}.flac"), start=start, frames=length, dtype="float32",
-                    always_2d=True)[0].mean(1)
-            for s in ("drums", "bass", "other")
-        ]  # fmt: skip
-        chunks.append(sum(stems[1:], stems[0]))
-        if sum(map(len, chunks)) > SR * FILE_SECONDS:
-            index = len(list(out.glob("songbook-*")))
-            songbook_written += _write(out / f"songbook-{index:02d}.flac", chunks)
-            chunks = []
-            if songbook_written >= songbook_minutes:
-                break
-    return mir1k_written + songbook_written
+    rng.shuffle(songs)  # after the MIR-1K clips: the seed fixes both draws
+    return minutes + _pack(out, "songbook", _excerpts(songs, rng), songbook_minutes)
 
 
 def main() -> None:
