@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,13 @@ SILENT_RMS = 3e-3  # about -50 dBFS: crops quieter than this are redrawn (a few 
 AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3")
 
 
-def _random_gain(x: np.ndarray, rng: random.Random) -> np.ndarray:
-    """``x`` at a random gain (-12..+3 dB), its peak kept below 0.99."""
+def _audible_crop(draw: Callable[[], np.ndarray], rng: random.Random) -> np.ndarray:
+    """A crop from ``draw`` (redrawn a few times while silent) at a random gain (-12..+3 dB),
+    its peak kept below 0.99."""
+    for _ in range(5):
+        x = draw()
+        if np.sqrt(np.mean(x**2)) > SILENT_RMS:
+            break
     x = x * np.float32(10 ** (rng.uniform(-12, 3) / 20))
     peak = float(np.abs(x).max())
     return x * np.float32(0.99 / peak) if peak > 0.99 else x
@@ -119,12 +125,12 @@ class CropSampler:
 
     def crop(self, length: int) -> np.ndarray:
         """One crop [length] float32 with a random gain (-12..+3 dB, peak kept below 0.99)."""
-        for _ in range(5):
+
+        def draw() -> np.ndarray:
             use_songbook = self.rng.random() < self.songbook_share
-            x = self._songbook_crop(length) if use_songbook else self._mir1k_crop(length)
-            if np.sqrt(np.mean(x**2)) > SILENT_RMS:
-                break
-        return _random_gain(x, self.rng)
+            return self._songbook_crop(length) if use_songbook else self._mir1k_crop(length)
+
+        return _audible_crop(draw, self.rng)
 
     def batch(self, size: int, length: int) -> np.ndarray:  # [size, length]
         return np.stack([self.crop(length) for _ in range(size)])
@@ -147,14 +153,14 @@ class FolderCrops:
     def crop(self, length: int) -> np.ndarray:
         """One crop [length] float32 (redrawn when silent) with a random gain, as
         :meth:`CropSampler.crop`."""
-        for _ in range(5):
+
+        def draw() -> np.ndarray:
             wav = self.rng.choices(self.audio, weights=self.weights)[0]
             start = self.rng.randrange(max(1, len(wav) - length))
             x = wav[start : start + length].astype(np.float32)
-            x = np.pad(x, (0, length - len(x))) if len(x) < length else x
-            if np.sqrt(np.mean(x**2)) > SILENT_RMS:
-                break
-        return _random_gain(x, self.rng)
+            return np.pad(x, (0, length - len(x))) if len(x) < length else x
+
+        return _audible_crop(draw, self.rng)
 
     def batch(self, size: int, length: int) -> np.ndarray:  # [size, length]
         return np.stack([self.crop(length) for _ in range(size)])
