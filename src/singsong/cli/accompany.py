@@ -38,7 +38,8 @@ def add_accompany(sub: argparse._SubParsersAction) -> None:
         "--no-tone",
         dest="tone",
         action="store_false",
-        help="skip the model's tone match (its equaliser curve): the codec's output as decoded",
+        help="skip the model's tone match (its equaliser curve and per-clip adaptation): the "
+        "codec's output as decoded",
     )
     p.add_argument(
         "--model",

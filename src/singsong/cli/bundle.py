@@ -75,6 +75,14 @@ def add_bundle(sub: argparse._SubParsersAction) -> None:
         default=32,
         help="training clips per --tone-match manifest (default 32)",
     )
+    p.add_argument(
+        "--tone-adapt",
+        type=unit_interval,
+        default=0.0,
+        metavar="STRENGTH",
+        help="per-clip tone adaptation, 0-1 (needs --tone-match): how far each instrumental's "
+        "balance is moved to the average of the true instrumentals (default 0: off)",
+    )
     p.add_argument("--release", default="", help="name and version, e.g. 'singsong-default 0.1'")
     p.add_argument(
         "--fp16", action="store_true", help="store the stage weights in float16 (half the size)"
@@ -85,9 +93,12 @@ def add_bundle(sub: argparse._SubParsersAction) -> None:
 def run_bundle(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from singsong.errors import SingsongError
     from singsong.evaluation.run import training_pairs
     from singsong.pipeline.bundle import BundleConfig, assemble_bundle
 
+    if args.tone_adapt and not args.tone_match:
+        raise SingsongError("--tone-adapt needs --tone-match (its target is fitted there)")
     # read the training clips first: a bad manifest fails before the parts are loaded
     clips = [c for m in args.tone_match for c in training_pairs(m, args.tone_clips)]
     config = BundleConfig(
@@ -110,6 +121,7 @@ def run_bundle(args: argparse.Namespace) -> int:
         fp16=args.fp16,
         plan_guidance=args.plan_guidance,
         tone_clips=None if not clips else tqdm(clips, desc="tone match", unit="clip"),
+        tone_adapt=args.tone_adapt,
     )
     print(out)
     return 0

@@ -9,8 +9,8 @@ Steps of :meth:`Accompanist.accompany`:
    as a prompt, the previous window's instrumental codes over the overlap; stage 2 likewise
    continues the fine codes; the codec decodes each window;
 4. crossfade the windows over the overlaps (whose codes are identical, so the fade only hides
-   the codec's edge effects), trim to the input length, apply the bundle's tone match
-   (:mod:`singsong.pipeline.tone`), mix loudness-balanced and unclipped.
+   the codec's edge effects), trim to the input length, apply the bundle's tone match and its
+   per-clip adaptation (:mod:`singsong.pipeline.tone`), mix loudness-balanced and unclipped.
 
 Nothing about a call is stored on the object (sampling settings travel in a frozen
 :class:`~singsong.models.SamplingParams`), so one loaded model can serve concurrent requests.
@@ -47,7 +47,7 @@ from singsong.pipeline.bundle import (
     debug_components,
     load_bundle,
 )
-from singsong.pipeline.tone import apply_tone
+from singsong.pipeline.tone import adapt_tone, apply_tone
 
 __all__ = ["Accompaniment", "Accompanist", "Take", "WindowCodes", "plan_windows"]
 
@@ -254,8 +254,9 @@ class Accompanist:
             guidance: vocal guidance (``None`` = the bundle's default, 1 = none): stage 1's
                 logits are pushed away from what it would write for silent vocals, by this
                 factor (see ``SamplingParams.guidance``); it costs a second stage-1 pass.
-            tone: apply the bundle's tone match (:mod:`singsong.pipeline.tone`), if it has
-                one; False returns the codec's output as decoded.
+            tone: apply the bundle's tone match and per-clip tone adaptation
+                (:mod:`singsong.pipeline.tone`), if it has them; False returns the codec's
+                output as decoded.
             progress: called with (windows done, windows in all) after each window.
 
         Returns:
@@ -306,11 +307,15 @@ class Accompanist:
         instrumental = _crossfade(frames * SEMANTIC_HOP, pieces, overlap)[:, :n]  # [takes, N]
         if not torch.isfinite(instrumental).all():
             raise SingsongError("the model produced non-finite audio (broken weights?)")
-        curve = cfg.tone_db if tone else ()
-        out = tuple(
-            self._mix(vocals, apply_tone(x.numpy().astype(np.float32), curve)) for x in instrumental
-        )
+        decoded = [x.numpy().astype(np.float32) for x in instrumental]
+        out = tuple(self._mix(vocals, self._tone(x) if tone else x) for x in decoded)
         return Accompaniment(takes=out, seed=seed, windows=tuple(windows))
+
+    def _tone(self, instrumental: FloatArray) -> FloatArray:
+        """The bundle's tone match: its fixed curve, then the per-clip adaptation (if any)."""
+        cfg = self.config
+        toned = apply_tone(instrumental, cfg.tone_db)
+        return adapt_tone(toned, cfg.tone_balance_db, cfg.tone_adapt)
 
     def _mix(self, vocals: FloatArray, instrumental: FloatArray) -> Take:
         """Balance the instrumental against the vocals' loudness, mix, keep the peak <= 0.99;

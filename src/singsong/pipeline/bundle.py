@@ -44,7 +44,7 @@ from singsong.models import (
 from singsong.models.codes import FEATURIZATIONS
 from singsong.models.noise import INFERENCE_SNR_DB
 from singsong.models.release import read_stage_tokenizers
-from singsong.pipeline.tone import TONE_BANDS_HZ, match_tone
+from singsong.pipeline.tone import TONE_BANDS_HZ, fit_balance, match_tone
 from singsong.tokenizers.codec import Codec, CodecConfig, CodecTokenizer
 from singsong.tokenizers.semantic import MusicFeatures, SemanticConfig, SemanticTokenizer
 
@@ -90,6 +90,10 @@ class BundleConfig:
         release: the model's name and version (e.g. ``singsong-default 0.1``; see its card).
         tone_db: tone match, gains in dB at :data:`~singsong.pipeline.tone.TONE_BANDS_HZ`
             applied to every instrumental (``singsong bundle --tone-match``); () = flat.
+        tone_balance_db: the average balance of real instrumentals at the same bands (fitted
+            with the tone match), the target of the per-clip adaptation; () = none.
+        tone_adapt: how far (0-1) each instrumental's own balance is then moved to
+            ``tone_balance_db`` (:func:`~singsong.pipeline.tone.adapt_tone`); 0 = not at all.
     """
 
     featurization: str = "S"
@@ -105,17 +109,28 @@ class BundleConfig:
     max_seconds: float = MAX_SECONDS
     release: str = ""
     tone_db: tuple[float, ...] = ()
+    tone_balance_db: tuple[float, ...] = ()
+    tone_adapt: float = 0.0
 
     def __post_init__(self) -> None:
-        bad = f"tone_db must be empty or {len(TONE_BANDS_HZ)} finite gains in dB"
-        try:  # JSON gives a list
-            object.__setattr__(self, "tone_db", tuple(float(g) for g in self.tone_db))
+        for name in ("tone_db", "tone_balance_db"):
+            bad = f"{name} must be empty or {len(TONE_BANDS_HZ)} finite values in dB"
+            try:  # JSON gives a list
+                values = tuple(float(g) for g in getattr(self, name))
+            except (TypeError, ValueError):
+                raise SingsongError(bad) from None
+            if values and (len(values) != len(TONE_BANDS_HZ) or not np.all(np.isfinite(values))):
+                raise SingsongError(bad)
+            object.__setattr__(self, name, values)
+        try:
+            adapt = float(self.tone_adapt)
         except (TypeError, ValueError):
-            raise SingsongError(bad) from None
-        if self.tone_db and (
-            len(self.tone_db) != len(TONE_BANDS_HZ) or not np.all(np.isfinite(self.tone_db))
-        ):
-            raise SingsongError(bad)
+            adapt = float("nan")
+        if not 0.0 <= adapt <= 1.0:
+            raise SingsongError(f"tone_adapt must be in [0, 1], got {self.tone_adapt!r}")
+        object.__setattr__(self, "tone_adapt", adapt)
+        if self.tone_adapt and not self.tone_balance_db:
+            raise SingsongError("tone_adapt needs tone_balance_db (singsong bundle --tone-match)")
         if self.featurization not in FEATURIZATIONS:
             raise SingsongError(f"unknown featurization {self.featurization!r}")
         window, overlap = self.window_frames, self.overlap_frames
@@ -250,6 +265,7 @@ def assemble_bundle(
     planner: str | os.PathLike[str] | None = None,
     plan_guidance: float | None = None,
     tone_clips: Iterable[tuple[FloatArray, FloatArray]] | None = None,
+    tone_adapt: float = 0.0,
 ) -> Path:
     """Trained parts -> a bundle folder (``singsong bundle``). Featurization and inference noise
     are taken from stage 1 (``config`` gives the rest); each stage's ``tokenizers.json`` (written
@@ -258,7 +274,11 @@ def assemble_bundle(
     ``plan_guidance``: a renderer's guidance towards its plan (stored in its config; ``None``
     keeps the release's). ``tone_clips``: (vocals, true instrumental) pairs at 16 kHz, training
     clips (any iterable, e.g. one that shows progress); if given, the bundle's tone match is
-    fitted on them (:func:`~.tone.match_tone`)."""
+    fitted on them (:func:`~.tone.match_tone`), and the average balance of their true
+    instrumentals (:func:`~.tone.fit_balance`) is stored as the per-clip adaptation's target
+    (``tone_adapt``, 0-1, sets how far it goes; it needs ``tone_clips``)."""
+    if tone_adapt and tone_clips is None:
+        raise SingsongError("the per-clip tone adaptation needs tone clips to fit its target")
     coarse = load_coarse_stage(stage1)
     if plan_guidance is not None:
         if not isinstance(coarse, RendererModel):
@@ -295,8 +315,17 @@ def assemble_bundle(
     if tone_clips is not None:
         from singsong.pipeline.accompanist import Accompanist  # it imports this module
 
-        curve = match_tone(Accompanist(parts), tone_clips)
-        parts = replace(parts, config=replace(settings, tone_db=curve))
+        truths: list[FloatArray] = []
+
+        def keep_truths() -> Iterable[tuple[FloatArray, FloatArray]]:
+            for vocals, truth in tone_clips:
+                truths.append(truth)
+                yield vocals, truth
+
+        curve = match_tone(Accompanist(parts), keep_truths())
+        balance = fit_balance(truths)
+        settings = replace(settings, tone_db=curve, tone_balance_db=balance, tone_adapt=tone_adapt)
+        parts = replace(parts, config=settings)
     return save_bundle(parts, out, fp16=fp16)
 
 

@@ -12,6 +12,13 @@ corrects it for every input. The curve is zero-phase and applied to the decoded 
 before the mix's loudness balance, so it changes timbre only: not timing, not pitch, not the
 loudness of the mix.
 
+Per clip, a model's output still varies in balance around that average: for singers it never
+heard, some instrumentals come out much duller than others. :func:`adapt_tone` therefore moves
+each instrumental part of the way (``tone_adapt`` in ``singsong.json``) from its own balance to
+the average balance of real instrumentals (``tone_balance_db``, :func:`fit_balance`), like a
+match EQ; the fixed curve is applied first, so the adaptation only corrects what is particular
+to the clip (docs/model.md, "Tone match").
+
 Bands: gains at :data:`TONE_BANDS_HZ` (third-octave steps from 50 Hz; the last, centred at
 8.06 kHz, covers 7.2 kHz to the 8 kHz Nyquist limit), interpolated on a log-frequency axis and
 held flat beyond the ends.
@@ -31,7 +38,15 @@ from singsong.errors import SingsongError
 if TYPE_CHECKING:
     from singsong.pipeline.accompanist import Accompanist
 
-__all__ = ["TONE_BANDS_HZ", "apply_tone", "band_spectrum", "fit_tone", "match_tone"]
+__all__ = [
+    "TONE_BANDS_HZ",
+    "adapt_tone",
+    "apply_tone",
+    "band_spectrum",
+    "fit_balance",
+    "fit_tone",
+    "match_tone",
+]
 
 TONE_BANDS_HZ: tuple[float, ...] = tuple(round(50.0 * 2 ** (k / 3), 1) for k in range(23))
 N_FFT, HOP = 1024, 256
@@ -66,11 +81,41 @@ def fit_tone(pairs: Iterable[tuple[FloatArray, FloatArray]]) -> tuple[float, ...
     diffs = [band_spectrum(true) - band_spectrum(gen) for gen, true in pairs]
     if not diffs:
         raise SingsongError("fit_tone needs at least one (generated, true) pair")
-    gain = np.mean(diffs, axis=0)  # [bands]
+    return _curve(np.mean(diffs, axis=0))
+
+
+def _curve(gain: np.ndarray) -> tuple[float, ...]:
+    """Gains [bands] in dB -> a curve: 0 dB on average over 200 Hz-2 kHz, clipped to +-12 dB,
+    rounded to 0.1 dB."""
     centres = np.asarray(TONE_BANDS_HZ)
     mid = (centres >= REFERENCE_BAND_HZ[0]) & (centres <= REFERENCE_BAND_HZ[1])
     gain = np.clip(gain - gain[mid].mean(), -MAX_GAIN_DB, MAX_GAIN_DB)
     return tuple(round(float(g), 1) + 0.0 for g in gain)  # + 0.0: no "-0.0" in the JSON
+
+
+def fit_balance(truths: Iterable[FloatArray]) -> tuple[float, ...]:
+    """The average balance of real instrumentals, :func:`band_spectrum` averaged in dB over
+    them, rounded to 0.1 dB: the target of :func:`adapt_tone`."""
+    spectra = [band_spectrum(x) for x in truths]
+    if not spectra:
+        raise SingsongError("fit_balance needs at least one instrumental")
+    return tuple(round(float(b), 1) + 0.0 for b in np.mean(spectra, axis=0))
+
+
+def adapt_tone(wav: FloatArray, balance_db: tuple[float, ...], strength: float) -> FloatArray:
+    """Move the balance of [N] (16 kHz) ``strength`` (0-1) of the way to ``balance_db``: one
+    zero-phase curve for the whole clip (:func:`apply_tone`, the gains as :func:`fit_tone`'s).
+    Unchanged if ``strength`` is 0, ``balance_db`` empty, or the clip silent or too short to
+    measure (under 64 ms)."""
+    if not 0.0 <= strength <= 1.0:
+        raise SingsongError(f"the tone adaptation's strength must be in [0, 1], got {strength}")
+    if strength == 0.0 or not balance_db:
+        return wav
+    if len(balance_db) != len(TONE_BANDS_HZ):
+        raise SingsongError(f"a balance has {len(TONE_BANDS_HZ)} values, got {len(balance_db)}")
+    if wav.size < N_FFT or not np.any(wav):
+        return wav
+    return apply_tone(wav, _curve(strength * (np.asarray(balance_db) - band_spectrum(wav))))
 
 
 def apply_tone(wav: FloatArray, tone_db: tuple[float, ...]) -> FloatArray:
