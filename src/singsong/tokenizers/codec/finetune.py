@@ -91,10 +91,8 @@ def finetune_decoder(
         device = torch.device(cfg.device)
     except RuntimeError:
         raise SingsongError(f"unknown device {cfg.device!r} (cpu, cuda, cuda:1, ...)") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise SingsongError(f"device {cfg.device!r} asked for, but torch sees no CUDA GPU")
-        torch.backends.cuda.matmul.allow_tf32 = True  # the decoder's matmuls; STFTs stay fp32
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SingsongError(f"device {cfg.device!r} asked for, but torch sees no CUDA GPU")
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     tok = CodecTokenizer.from_pretrained(release)
@@ -134,6 +132,10 @@ def finetune_decoder(
         print(f"step 0: {_validate(tok, valid, recon_loss.mel)}", flush=True)
     start = last_save = time.monotonic()
     step = 0
+    # TF32 for the decoder's matmuls on a GPU (STFTs stay fp32); the caller's setting is restored
+    # at the end (it is process-wide)
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32 or device.type == "cuda"
     try:
         while time.monotonic() - start < minutes * 60 and (max_steps is None or step < max_steps):
             x = prefetch.get().to(device, non_blocking=True)  # [B, N]
@@ -168,6 +170,7 @@ def finetune_decoder(
                     print(f"step {step}: {_validate(tok, valid, recon_loss.mel)}", flush=True)
     finally:
         prefetch.close()
+        torch.backends.cuda.matmul.allow_tf32 = tf32
     model.eval()
     export(out)
     if not quiet:
