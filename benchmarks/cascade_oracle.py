@@ -44,13 +44,49 @@ from singsong import SAMPLE_RATE
 from singsong.audio import loudness_normalize
 from singsong.evaluation.agreement import harmonic_fit
 from singsong.evaluation.analysis import analyze
-from singsong.evaluation.run import load_clips, shuffle_partner
-from singsong.models import SamplingParams
+from singsong.evaluation.run import Clip, load_clips, shuffle_partner
+from singsong.models import Codes, SamplingParams
 from singsong.pipeline import Accompanist
 from singsong.pipeline.bundle import SEMANTIC_HOP
 
 sys.path.insert(0, str(Path(__file__).parent))  # a sibling script's token-space fit
 from token_harmony import code_tables, fit, fit_profile, interval
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FirstWindow:
+    """A clip's first window as ``accompany`` sees it, and the truth's codes."""
+
+    vocals: np.ndarray  # [n] isolated vocals at the bundle's loudness
+    truth: np.ndarray  # [n] the true instrumental
+    codes: Codes  # the noised vocals' codes, as accompany tokenizes them
+    silence: Codes | None  # vocal guidance's negative (None without guidance)
+    truth_sem: torch.Tensor  # [1, T] the true instrumental's semantic codes
+    truth_ac: torch.Tensor  # [1, 12, 2T] its acoustic codes
+
+
+def first_window(acc: Accompanist, clip: Clip, *, guidance: float) -> FirstWindow:
+    cfg, parts = acc.config, acc.parts
+    n = min(clip.vocals["isolated"].size, cfg.window_frames * SEMANTIC_HOP)
+    t = -(-n // SEMANTIC_HOP)
+    vocals = loudness_normalize(clip.vocals["isolated"][:n], SAMPLE_RATE, cfg.vocal_lufs)
+    x = torch.from_numpy(clip.reference[:n].astype(np.float32))[None]  # [1, n]
+    x = torch.nn.functional.pad(x, (0, t * SEMANTIC_HOP - n))  # whole frames
+    with torch.inference_mode():
+        truth_sem = parts.semantic.encode(x)[:, 0]
+        truth_ac = parts.codec.encode(x)
+    codes = acc._tokenize(vocals, t)  # noised like accompany's (private: a benchmark)
+    silence = acc._tokenize(vocals, t, silent=True) if guidance != 1 else None
+    return FirstWindow(vocals, clip.reference[:n], codes, silence, truth_sem, truth_ac)
+
+
+def with_fine(acc: Accompanist, coarse: torch.Tensor, params: SamplingParams, n: int) -> np.ndarray:
+    """Stage 2's fine codes for ``coarse`` [1, Q, 2T], all levels decoded -> [n]."""
+    parts = acc.parts
+    with torch.inference_mode():
+        full = torch.cat([coarse, parts.stage2.generate(coarse, params=params)], dim=1)
+        return parts.codec.decode(full)[0, :n].numpy()
+
 
 SYSTEMS = (
     "truth",
@@ -88,25 +124,15 @@ def main() -> None:
     clips = load_clips(args.manifest, args.max_clips)
     partner = shuffle_partner(clips)
 
-    # every clip's first window: vocals as accompany tokenizes them, the truth's codes
-    frames = cfg.window_frames
     windows = []
     for clip in clips:
-        n = min(clip.vocals["isolated"].size, frames * SEMANTIC_HOP)
-        t = -(-n // SEMANTIC_HOP)
-        vocals = loudness_normalize(clip.vocals["isolated"][:n], SAMPLE_RATE, cfg.vocal_lufs)
-        x = torch.from_numpy(clip.reference[:n].astype(np.float32))[None]  # [1, n]
-        x = torch.nn.functional.pad(x, (0, t * SEMANTIC_HOP - n))  # whole frames
+        w = first_window(acc, clip, guidance=params.guidance)
+        n = w.vocals.size
+        sep = torch.from_numpy(clip.separated_inst[:n].astype(np.float32))[None]
+        sep = torch.nn.functional.pad(sep, (0, w.truth_sem.shape[1] * SEMANTIC_HOP - n))
         with torch.inference_mode():
-            truth_sem = parts.semantic.encode(x)[:, 0]  # [1, T]
-            truth_ac = parts.codec.encode(x)  # [1, 12, 2T]
-            sep = torch.from_numpy(clip.separated_inst[:n].astype(np.float32))[None]
-            sep_sem = parts.semantic.encode(torch.nn.functional.pad(sep, (0, x.shape[1] - n)))
-        codes = acc._tokenize(vocals, t)  # noised like accompany's (private: a benchmark)
-        silence = acc._tokenize(vocals, t, silent=True) if params.guidance != 1 else None
-        windows.append(
-            (vocals, clip.reference[:n], codes, silence, truth_sem, truth_ac, sep_sem[:, 0])
-        )
+            sep_sem = parts.semantic.encode(sep)[:, 0]  # [1, T]
+        windows.append((w.vocals, w.truth, w.codes, w.silence, w.truth_sem, w.truth_ac, sep_sem))
 
     q = parts.stage1.config.coarse_levels
     tables = code_tables(args.bundle / "semantic")
@@ -119,8 +145,7 @@ def main() -> None:
         n = vocals.size
 
         def fine(coarse: torch.Tensor, n: int = n) -> np.ndarray:  # stage 2, decoded [n]
-            full = torch.cat([coarse, parts.stage2.generate(coarse, params=fine_params)], dim=1)
-            return parts.codec.decode(full)[0, :n].numpy()
+            return with_fine(acc, coarse, fine_params, n)
 
         with torch.inference_mode():
             other = windows[partner[k]][4]

@@ -24,19 +24,20 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from singsong import SAMPLE_RATE
-from singsong.audio import loudness_normalize
 from singsong.evaluation.embeddings import load_embedding
 from singsong.evaluation.fad import bootstrap_fad
 from singsong.evaluation.run import _fit_length, _mixes, _reference_embeddings, load_clips
 from singsong.models import SamplingParams
 from singsong.pipeline import Accompanist
-from singsong.pipeline.bundle import SEMANTIC_HOP
+
+sys.path.insert(0, str(Path(__file__).parent))  # the sibling script's first windows
+from cascade_oracle import first_window, with_fine
 
 SYSTEMS = ("truth", "codec", "stage2 on true coarse", "renderer on true plan", "model")
 
@@ -67,38 +68,26 @@ def main() -> None:
     q = parts.stage1.config.coarse_levels
     embs: dict[tuple[str, bool], list[np.ndarray]] = {}
     for k, clip in enumerate(clips):
-        n = min(clip.vocals["isolated"].size, cfg.window_frames * SEMANTIC_HOP)
-        t = -(-n // SEMANTIC_HOP)
-        vocals = loudness_normalize(clip.vocals["isolated"][:n], SAMPLE_RATE, cfg.vocal_lufs)
-        x = torch.from_numpy(clip.reference[:n].astype(np.float32))[None]  # [1, n]
-        x = torch.nn.functional.pad(x, (0, t * SEMANTIC_HOP - n))  # whole frames
-        codes = acc._tokenize(vocals, t)  # noised like accompany's (private: a benchmark)
-        silence = acc._tokenize(vocals, t, silent=True) if params.guidance != 1 else None
-
-        def fine(coarse: torch.Tensor, n: int = n) -> np.ndarray:  # stage 2, decoded [n]
-            full = torch.cat([coarse, parts.stage2.generate(coarse, params=fine_params)], dim=1)
-            return parts.codec.decode(full)[0, :n].numpy()
-
+        w = first_window(acc, clip, guidance=params.guidance)
+        n = w.vocals.size
         with torch.inference_mode():
-            truth_sem = parts.semantic.encode(x)[:, 0]  # [1, T]
-            truth_ac = parts.codec.encode(x)  # [1, 12, 2T]
-            plan = parts.planner.generate(codes, params=params, negative=silence).semantic
+            plan = parts.planner.generate(w.codes, params=params, negative=w.silence).semantic
             gen = {
-                "truth": clip.reference[:n],
-                "codec": parts.codec.decode(truth_ac)[0, :n].numpy(),
-                "stage2 on true coarse": fine(truth_ac[:, :q]),
+                "truth": w.truth,
+                "codec": parts.codec.decode(w.truth_ac)[0, :n].numpy(),
+                "stage2 on true coarse": with_fine(acc, w.truth_ac[:, :q], fine_params, n),
             }
-            for name, semantic in (("renderer on true plan", truth_sem), ("model", plan)):
+            for name, semantic in (("renderer on true plan", w.truth_sem), ("model", plan)):
                 got = parts.stage1.generate(
-                    codes, params=params, negative=silence, semantic=semantic
+                    w.codes, params=params, negative=w.silence, semantic=semantic
                 )
                 assert got.acoustic is not None
-                gen[name] = fine(got.acoustic)
+                gen[name] = with_fine(acc, got.acoustic, fine_params, n)
         for name, wav in gen.items():
             for toned in (False, True):
                 inst = np.asarray(wav, np.float32)
                 inst = acc._tone(inst) if toned else inst
-                mix = _mixes(vocals, _fit_length(inst, n))[1]
+                mix = _mixes(w.vocals, _fit_length(inst, n))[1]
                 embs.setdefault((name, toned), []).append(embedding.embed(mix))
         print(f"clip {k + 1}/{len(clips)}", flush=True)
 

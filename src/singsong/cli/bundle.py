@@ -93,12 +93,9 @@ def add_bundle(sub: argparse._SubParsersAction) -> None:
 def run_bundle(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from singsong.errors import SingsongError
     from singsong.evaluation.run import training_pairs
     from singsong.pipeline.bundle import BundleConfig, assemble_bundle
 
-    if args.tone_adapt and not args.tone_match:
-        raise SingsongError("--tone-adapt needs --tone-match (its target is fitted there)")
     # read the training clips first: a bad manifest fails before the parts are loaded
     clips = [c for m in args.tone_match for c in training_pairs(m, args.tone_clips)]
     config = BundleConfig(

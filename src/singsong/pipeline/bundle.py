@@ -278,7 +278,10 @@ def assemble_bundle(
     instrumentals (:func:`~.tone.fit_balance`) is stored as the per-clip adaptation's target
     (``tone_adapt``, 0-1, sets how far it goes; it needs ``tone_clips``)."""
     if tone_adapt and tone_clips is None:
-        raise SingsongError("the per-clip tone adaptation needs tone clips to fit its target")
+        raise SingsongError(
+            "the per-clip tone adaptation needs tone clips to fit its target "
+            "(singsong bundle --tone-match MANIFEST)"
+        )
     coarse = load_coarse_stage(stage1)
     if plan_guidance is not None:
         if not isinstance(coarse, RendererModel):

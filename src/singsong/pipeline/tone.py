@@ -89,8 +89,12 @@ def _curve(gain: np.ndarray) -> tuple[float, ...]:
     rounded to 0.1 dB."""
     centres = np.asarray(TONE_BANDS_HZ)
     mid = (centres >= REFERENCE_BAND_HZ[0]) & (centres <= REFERENCE_BAND_HZ[1])
-    gain = np.clip(gain - gain[mid].mean(), -MAX_GAIN_DB, MAX_GAIN_DB)
-    return tuple(round(float(g), 1) + 0.0 for g in gain)  # + 0.0: no "-0.0" in the JSON
+    return _rounded(np.clip(gain - gain[mid].mean(), -MAX_GAIN_DB, MAX_GAIN_DB))
+
+
+def _rounded(db: np.ndarray) -> tuple[float, ...]:
+    """dB values to 0.1 dB, as stored in ``singsong.json``."""
+    return tuple(round(float(g), 1) + 0.0 for g in db)  # + 0.0: no "-0.0" in the JSON
 
 
 def fit_balance(truths: Iterable[FloatArray]) -> tuple[float, ...]:
@@ -99,7 +103,7 @@ def fit_balance(truths: Iterable[FloatArray]) -> tuple[float, ...]:
     spectra = [band_spectrum(x) for x in truths]
     if not spectra:
         raise SingsongError("fit_balance needs at least one instrumental")
-    return tuple(round(float(b), 1) + 0.0 for b in np.mean(spectra, axis=0))
+    return _rounded(np.mean(spectra, axis=0))
 
 
 def adapt_tone(wav: FloatArray, balance_db: tuple[float, ...], strength: float) -> FloatArray:
